@@ -1,0 +1,130 @@
+"""``flask checkout ...``: operate the stored events."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+from typing import Any
+
+import click
+from flask.cli import AppGroup
+from sqlalchemy import delete, select
+
+from .dispatch import HandlerFailed
+from .events import parse_event
+from .state import current_state
+from .store import utcnow
+
+checkout_cli = AppGroup("checkout", help="Stripe Checkout: stored webhook events and test events.")
+events_cli = AppGroup("events", help="Inspect, replay and prune the stored webhook events.")
+checkout_cli.add_command(events_cli)
+
+
+@events_cli.command("list")
+@click.option("--status", type=click.Choice(["processed", "failed", "ignored"]))
+@click.option("--type", "event_type", help="Only events of this type, e.g. invoice.paid.")
+@click.option("--limit", default=50, show_default=True)
+def list_events(status: str | None, event_type: str | None, limit: int) -> None:
+    """List stored events, newest first."""
+    e = current_state().tables.events
+    stmt = select(e.c.id, e.c.type, e.c.status, e.c.attempts, e.c.fqdn, e.c.received_at)
+    if status:
+        stmt = stmt.where(e.c.status == status)
+    if event_type:
+        stmt = stmt.where(e.c.type == event_type)
+    rows = current_state().store.session.execute(stmt.order_by(e.c.received_at.desc()).limit(limit))
+    for row in rows:
+        click.echo(
+            f"{row.id}  {row.type:<36} {row.status:<9} attempts={row.attempts} "
+            f"fqdn={row.fqdn or '-'} received={row.received_at:%Y-%m-%d %H:%M:%S}"
+        )
+
+
+@events_cli.command("show")
+@click.argument("event_id")
+def show_event(event_id: str) -> None:
+    """Show one stored event: its record, last error and payload."""
+    row = _event_row(event_id)
+    for key in (
+        "id",
+        "type",
+        "status",
+        "reason",
+        "attempts",
+        "fqdn",
+        "api_version",
+        "created",
+        "received_at",
+        "processed_at",
+    ):
+        click.echo(f"{key}: {getattr(row, key)}")
+    if row.last_error:
+        click.echo("last_error:\n" + row.last_error)
+    click.echo("payload:\n" + json.dumps(json.loads(row.payload), indent=2))
+
+
+@events_cli.command("replay")
+@click.argument("event_id")
+def replay_event(event_id: str) -> None:
+    """Process a stored event again. The built-in effects are idempotent (credits are
+    granted once per session or invoice); the host's own handlers run again."""
+    _process(_event_row(event_id), replay=True)
+
+
+@events_cli.command("retry-failed")
+def retry_failed() -> None:
+    """Process every failed event again, oldest first."""
+    e = current_state().tables.events
+    ids = (
+        current_state()
+        .store.session.execute(select(e.c.id).where(e.c.status == "failed").order_by(e.c.created))
+        .scalars()
+        .all()
+    )
+    failures = 0
+    for event_id in ids:
+        failures += not _process(_event_row(event_id), replay=False)
+    click.echo(f"{len(ids) - failures} processed, {failures} still failing")
+    if failures:
+        raise SystemExit(1)
+
+
+@events_cli.command("prune")
+@click.option("--older-than", default="90d", show_default=True, help="An age: 90d, 12h, 30m.")
+@click.option("--include-failed", is_flag=True, help="Also delete failed events.")
+def prune_events(older_than: str, include_failed: bool) -> None:
+    """Delete stored events older than an age (failed ones are kept unless asked)."""
+    match = re.fullmatch(r"(\d+)([dhm])", older_than.strip())
+    if not match:
+        raise click.BadParameter("use a number and d, h or m, e.g. 90d", param_hint="--older-than")
+    unit = {"d": "days", "h": "hours", "m": "minutes"}[match.group(2)]
+    cutoff = utcnow() - timedelta(**{unit: int(match.group(1))})
+    state = current_state()
+    e = state.tables.events
+    stmt = delete(e).where(e.c.received_at < cutoff)
+    if not include_failed:
+        stmt = stmt.where(e.c.status != "failed")
+    deleted = state.store.session.execute(stmt).rowcount  # type: ignore[attr-defined]
+    state.store.session.commit()
+    click.echo(f"deleted {deleted} event(s) received before {cutoff:%Y-%m-%d %H:%M:%S} UTC")
+
+
+def _event_row(event_id: str) -> Any:
+    e = current_state().tables.events
+    row = current_state().store.session.execute(select(e).where(e.c.id == event_id)).first()
+    if row is None:
+        raise click.ClickException(f"no stored event {event_id}")
+    return row
+
+
+def _process(row: Any, *, replay: bool) -> bool:
+    state = current_state()
+    event = parse_event(row.payload.encode("utf-8"))
+    try:
+        outcome = state.dispatcher.process(event, row.payload, replay=replay)
+    except HandlerFailed as exc:
+        click.echo(f"{row.id}: failed again: {exc.__cause__!r}", err=True)
+        return False
+    click.echo(f"{row.id}: {outcome.status}" + (f" ({outcome.reason})" if outcome.reason else ""))
+    return True

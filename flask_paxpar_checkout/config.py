@@ -1,0 +1,239 @@
+"""The frozen, typed configuration of one app, read and validated once by ``init_app``."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from .errors import ConfigurationError
+
+PRICE_ID = re.compile(r"^price_[A-Za-z0-9]+$")
+_FQDN = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
+)
+_SECRET_KEY = re.compile(r"^(sk|rk)_(test|live)_[A-Za-z0-9]+$")
+
+CreditsOnCancel = Literal["keep", "zero"]
+
+
+@dataclass(frozen=True)
+class CheckoutConfig:
+    """Every setting the plugin reads; see the README's configuration table."""
+
+    fqdn: str
+    secret_key: str | None = None
+    api_base: str | None = None
+    public_url: str = ""
+    url_prefix: str = "/api/checkout"
+    default_redirect: str = "/front/checkout/success"
+    cancel_redirect: str = "/front/checkout/cancel"
+    allowed_redirect_hosts: frozenset[str] = frozenset()
+    login_url: str | None = None
+    credit_price_id: str | None = None
+    max_qty: int = 10000
+    prices: Mapping[str, int] | None = None
+    credits_enabled: bool = True
+    credits_on_cancel: CreditsOnCancel = "keep"
+    webhook_secrets: tuple[str, ...] = ()
+    webhook_tolerance: int = 300
+    webhook_max_bytes: int = 1024 * 1024
+    accept_untagged_events: bool = False
+    stripe_max_network_retries: int = 2
+    stripe_timeout: float = 30.0
+    stripe_api_version: str | None = None
+
+    @property
+    def redirect_hosts(self) -> frozenset[str]:
+        """Hosts an absolute ``redirect`` may point to: this instance's and the allowed ones."""
+        own = {self.fqdn, (urlsplit(self.public_url).netloc or "").lower()}
+        return frozenset(h for h in own | self.allowed_redirect_hosts if h)
+
+    @classmethod
+    def from_mapping(cls, config: Mapping[str, Any]) -> CheckoutConfig:
+        """Read a Flask config; raise ``ConfigurationError`` naming the first bad key."""
+        fqdn = _text(config, "PAXPAR_FQDN")
+        if not fqdn:
+            raise ConfigurationError(
+                "PAXPAR_FQDN is required: this instance's host name, e.g. 'dev.paxpar.tech'. "
+                "It is tagged on everything sent to Stripe so that each instance "
+                "recognises its own events."
+            )
+        fqdn = fqdn.lower()
+        if not _FQDN.match(fqdn):
+            raise ConfigurationError(f"PAXPAR_FQDN={fqdn!r} is not a host name")
+
+        secret_key = _text(config, "STRIPE_SECRET_KEY")
+        if secret_key is not None and not _SECRET_KEY.match(secret_key):
+            raise ConfigurationError(
+                "STRIPE_SECRET_KEY must be a Stripe secret key (sk_test_..., sk_live_...) "
+                "or a restricted key (rk_...); a publishable key (pk_...) cannot create sessions"
+            )
+        api_base = _text(config, "STRIPE_API_BASE")
+        if api_base is not None:
+            api_base = _http_url(api_base, "STRIPE_API_BASE").rstrip("/")
+
+        public_url = _text(config, "PAXPAR_CHECKOUT_PUBLIC_URL") or f"https://{fqdn}"
+        public_url = _http_url(public_url, "PAXPAR_CHECKOUT_PUBLIC_URL").rstrip("/")
+        if urlsplit(public_url).path not in ("", "/"):
+            raise ConfigurationError(
+                "PAXPAR_CHECKOUT_PUBLIC_URL must be a base URL without a path, "
+                f"e.g. 'https://{fqdn}'"
+            )
+
+        prefix = _text(config, "PAXPAR_CHECKOUT_URL_PREFIX") or "/api/checkout"
+        if not prefix.startswith("/") or prefix.endswith("/"):
+            raise ConfigurationError(
+                "PAXPAR_CHECKOUT_URL_PREFIX must start with '/' and not end with one"
+            )
+
+        credit_price_id = _text(config, "PAXPAR_CHECKOUT_CREDIT_PRICE_ID")
+        if credit_price_id is not None and not PRICE_ID.match(credit_price_id):
+            raise ConfigurationError(
+                f"PAXPAR_CHECKOUT_CREDIT_PRICE_ID={credit_price_id!r} is not a Stripe price id "
+                "(price_...)"
+            )
+
+        login_url = _text(config, "PAXPAR_CHECKOUT_LOGIN_URL")
+        if login_url is not None and not (
+            login_url.startswith("/") or urlsplit(login_url).scheme in ("http", "https")
+        ):
+            raise ConfigurationError(
+                "PAXPAR_CHECKOUT_LOGIN_URL must be a path ('/login') or an http(s) URL"
+            )
+
+        on_cancel = _text(config, "PAXPAR_CHECKOUT_CREDITS_ON_CANCEL") or "keep"
+        if on_cancel not in ("keep", "zero"):
+            raise ConfigurationError("PAXPAR_CHECKOUT_CREDITS_ON_CANCEL must be 'keep' or 'zero'")
+
+        api_version = _text(config, "STRIPE_API_VERSION")
+
+        webhook_secrets = _webhook_secrets(config)
+        if not webhook_secrets:
+            raise ConfigurationError(
+                "STRIPE_WEBHOOK_SECRET is required: the signing secret (whsec_...) of this "
+                "instance's webhook endpoint, as the Stripe dashboard or `stripe listen` shows it"
+            )
+
+        return cls(
+            fqdn=fqdn,
+            secret_key=secret_key,
+            api_base=api_base,
+            public_url=public_url,
+            url_prefix=prefix,
+            default_redirect=_text(config, "PAXPAR_CHECKOUT_DEFAULT_REDIRECT")
+            or "/front/checkout/success",
+            cancel_redirect=_text(config, "PAXPAR_CHECKOUT_CANCEL_REDIRECT")
+            or "/front/checkout/cancel",
+            allowed_redirect_hosts=frozenset(
+                h.lower() for h in _strings(config, "PAXPAR_CHECKOUT_ALLOWED_REDIRECT_HOSTS")
+            ),
+            login_url=login_url,
+            credit_price_id=credit_price_id,
+            max_qty=_int(config, "PAXPAR_CHECKOUT_MAX_QTY", 10000, minimum=1),
+            prices=_prices(config.get("PAXPAR_CHECKOUT_PRICES")),
+            credits_enabled=_bool(config, "PAXPAR_CHECKOUT_CREDITS_ENABLED", True),
+            credits_on_cancel="zero" if on_cancel == "zero" else "keep",
+            webhook_secrets=webhook_secrets,
+            webhook_tolerance=_int(config, "PAXPAR_CHECKOUT_WEBHOOK_TOLERANCE", 300, minimum=1),
+            webhook_max_bytes=_int(
+                config, "PAXPAR_CHECKOUT_WEBHOOK_MAX_BYTES", 1024 * 1024, minimum=1024
+            ),
+            accept_untagged_events=_bool(config, "PAXPAR_CHECKOUT_ACCEPT_UNTAGGED_EVENTS", False),
+            stripe_max_network_retries=_int(
+                config, "PAXPAR_CHECKOUT_STRIPE_MAX_NETWORK_RETRIES", 2, minimum=0
+            ),
+            stripe_timeout=float(_int(config, "PAXPAR_CHECKOUT_STRIPE_TIMEOUT", 30, minimum=1)),
+            stripe_api_version=api_version,
+        )
+
+
+def _text(config: Mapping[str, Any], key: str) -> str | None:
+    value = config.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{key} must be a string, not {type(value).__name__}")
+    value = value.strip()
+    return value or None
+
+
+def _strings(config: Mapping[str, Any], key: str) -> list[str]:
+    value = config.get(key)
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, (list, tuple, set, frozenset)) and all(isinstance(v, str) for v in value):
+        return [v.strip() for v in value if v.strip()]
+    raise ConfigurationError(f"{key} must be a comma-separated string or a list of strings")
+
+
+def _int(config: Mapping[str, Any], key: str, default: int, *, minimum: int) -> int:
+    value = config.get(key, default)
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigurationError(f"{key} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _bool(config: Mapping[str, Any], key: str, default: bool) -> bool:
+    value = config.get(key, default)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigurationError(f"{key} must be a boolean, got {value!r}")
+
+
+def _http_url(value: str, key: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigurationError(f"{key} must be an http(s) URL, got {value!r}")
+    return value
+
+
+def _prices(value: Any) -> Mapping[str, int] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        # "price_a:100,price_b:500", convenient in an environment variable
+        pairs: dict[str, Any] = {}
+        for item in filter(None, (v.strip() for v in value.split(","))):
+            price, sep, credits = item.partition(":")
+            if not sep or not credits.strip().isdigit():
+                raise ConfigurationError(
+                    "PAXPAR_CHECKOUT_PRICES as a string must read 'price_a:100,price_b:500'"
+                )
+            pairs[price.strip()] = int(credits)
+        value = pairs
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(
+            "PAXPAR_CHECKOUT_PRICES must map price ids to credits per period, "
+            "e.g. {'price_1KqDAWK0npsJqs8Ma6zyHflo': 100}"
+        )
+    for price, credits in value.items():
+        if not isinstance(price, str) or not PRICE_ID.match(price):
+            raise ConfigurationError(f"PAXPAR_CHECKOUT_PRICES: {price!r} is not a price id")
+        if isinstance(credits, bool) or not isinstance(credits, int) or credits < 0:
+            raise ConfigurationError(
+                f"PAXPAR_CHECKOUT_PRICES[{price!r}] must be a whole number of credits >= 0"
+            )
+    return MappingProxyType(dict(value))
+
+
+def _webhook_secrets(config: Mapping[str, Any]) -> tuple[str, ...]:
+    secrets = tuple(_strings(config, "STRIPE_WEBHOOK_SECRET"))
+    for secret in secrets:
+        if not secret.startswith("whsec_"):
+            raise ConfigurationError(
+                "STRIPE_WEBHOOK_SECRET must hold webhook signing secrets (whsec_...), "
+                "comma-separated or as a list"
+            )
+    return secrets

@@ -1,0 +1,183 @@
+"""The one module that imports ``stripe``: API calls and webhook signature checks.
+
+Everything leaving this module is plain data (``dict``) or one of our own errors, so the
+rest of the package never sees a ``StripeObject`` or a ``stripe`` exception.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any, NoReturn
+
+import stripe
+
+from .config import CheckoutConfig
+from .errors import (
+    CheckoutNotConfigured,
+    InvalidWebhook,
+    StripeServiceError,
+    StripeUnavailable,
+)
+
+log = logging.getLogger("flask_paxpar_checkout")
+
+
+class StripeGateway:
+    """One ``stripe.StripeClient`` per app, with network retries and a timeout."""
+
+    def __init__(self, config: CheckoutConfig) -> None:
+        self._client: stripe.StripeClient | None = None
+        if config.secret_key:
+            self._client = stripe.StripeClient(
+                config.secret_key,
+                base_addresses={"api": config.api_base} if config.api_base else None,
+                max_network_retries=config.stripe_max_network_retries,
+                http_client=stripe.RequestsClient(timeout=config.stripe_timeout),
+                stripe_version=config.stripe_api_version,
+            )
+
+    @property
+    def client(self) -> stripe.StripeClient:
+        if self._client is None:
+            raise CheckoutNotConfigured(
+                "Checkout is not configured on this server: set STRIPE_SECRET_KEY "
+                "(a Stripe test key sk_test_... to try it)."
+            )
+        return self._client
+
+    def create_customer(
+        self, *, email: str | None, metadata: dict[str, str], idempotency_key: str
+    ) -> str:
+        """Create a Stripe customer and return its id."""
+        params: dict[str, Any] = {"metadata": metadata}
+        if email:
+            params["email"] = email
+        try:
+            customer = self.client.v1.customers.create(
+                params=params,  # type: ignore[arg-type]
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.StripeError as exc:
+            _raise_for(exc, "create a customer")
+        return str(customer.id)
+
+    def create_checkout_session(
+        self, params: dict[str, Any], *, idempotency_key: str
+    ) -> dict[str, Any]:
+        """Create a Checkout Session; returns it as plain data (``id``, ``url``, ...)."""
+        try:
+            session = self.client.v1.checkout.sessions.create(
+                params=params,  # type: ignore[arg-type]
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.StripeError as exc:
+            _raise_for(exc, "create a Checkout Session")
+        return session.to_dict()
+
+    def retrieve_checkout_session(self, session_id: str) -> dict[str, Any]:
+        """Fetch a Checkout Session as plain data."""
+        try:
+            return self.client.v1.checkout.sessions.retrieve(session_id).to_dict()
+        except stripe.StripeError as exc:
+            _raise_for(exc, "retrieve a Checkout Session")
+
+    def retrieve_price(self, price_id: str) -> dict[str, Any]:
+        """Fetch a price with its product expanded, as plain data."""
+        try:
+            price = self.client.v1.prices.retrieve(price_id, params={"expand": ["product"]})
+        except stripe.StripeError as exc:
+            _raise_for(exc, f"retrieve price {price_id}")
+        return price.to_dict()
+
+    def create_portal_session(self, *, customer: str, return_url: str) -> dict[str, Any]:
+        """Create a Billing Portal session for ``customer``; returns it as plain data."""
+        try:
+            portal = self.client.v1.billing_portal.sessions.create(
+                params={"customer": customer, "return_url": return_url}
+            )
+        except stripe.StripeError as exc:
+            _raise_for(exc, "create a Billing Portal session")
+        return portal.to_dict()
+
+
+def verify_signature(
+    payload: bytes, header: str | None, secrets: Iterable[str], tolerance: int
+) -> None:
+    """Check ``Stripe-Signature`` over the raw body against any of ``secrets``.
+
+    Uses the signature primitive rather than ``stripe.Webhook.construct_event``: building a
+    ``StripeObject`` tree costs about 30 times more than verifying and ``json.loads``.
+    """
+    if not header:
+        raise InvalidWebhook("Missing Stripe-Signature header.")
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidWebhook("The body is not UTF-8 text.") from None
+    reason = "No signature matches this endpoint's signing secret."
+    for secret in secrets:
+        try:
+            stripe.WebhookSignature.verify_header(text, header, secret, tolerance)
+        except stripe.SignatureVerificationError as exc:
+            message = str(exc)
+            if message.startswith("Timestamp outside"):
+                reason = "The signature's timestamp is outside the tolerance (a replay?)."
+            elif message.startswith(("Unable to extract", "No signatures found with")):
+                raise InvalidWebhook("Malformed Stripe-Signature header.") from None
+            continue
+        return
+    raise InvalidWebhook(reason)
+
+
+def _raise_for(exc: stripe.StripeError, action: str) -> NoReturn:
+    """Translate a Stripe error into ours, logging what an operator needs (never the key)."""
+    request_id = exc.request_id
+    code = exc.code
+    param = getattr(exc, "param", None)
+    if isinstance(exc, stripe.RateLimitError):
+        error: StripeServiceError = StripeUnavailable(
+            f"Stripe is rate-limiting requests; could not {action}. Try again shortly.",
+        )
+    elif isinstance(exc, stripe.APIConnectionError):
+        error = StripeUnavailable(f"Stripe could not be reached to {action}. Try again shortly.")
+    elif isinstance(exc, stripe.AuthenticationError):
+        error = StripeServiceError(
+            f"Stripe refused the API key while trying to {action}: check STRIPE_SECRET_KEY."
+        )
+    elif isinstance(exc, stripe.PermissionError):
+        error = StripeServiceError(
+            f"The Stripe key may not {action}: give the restricted key that permission."
+        )
+    elif isinstance(exc, stripe.InvalidRequestError):
+        hint = _hint(param)
+        error = StripeServiceError(
+            f"Stripe rejected the request to {action}: {exc.user_message or 'invalid request'}"
+            + (f" {hint}" if hint else "")
+        )
+    else:
+        error = StripeServiceError(f"Stripe failed to {action}; try again later.")
+    error.request_id = request_id
+    error.stripe_code = code
+    error.stripe_param = param
+    log.warning(
+        "Stripe error while trying to %s: %s (status=%s, code=%s, param=%s, request_id=%s)",
+        action,
+        type(exc).__name__,
+        exc.http_status,
+        code,
+        param,
+        request_id,
+    )
+    raise error from None
+
+
+def _hint(param: str | None) -> str:
+    if param and param.startswith("line_items"):
+        return (
+            "Check PAXPAR_CHECKOUT_CREDIT_PRICE_ID and PAXPAR_CHECKOUT_PRICES against the "
+            "prices of this Stripe account (test and live prices differ)."
+        )
+    if param == "customer":
+        return "The stored Stripe customer may belong to another Stripe account or mode."
+    return ""

@@ -1,0 +1,67 @@
+"""Blinker signals for observers. Business logic belongs in ``webhook_handler``s: blinker
+holds receivers weakly, a handler registry does not.
+
+Every signal's sender is the Flask app. Domain signals are sent after the transaction that
+made the change has committed, so an observer never sees an effect that was rolled back.
+"""
+
+from __future__ import annotations
+
+from blinker import Namespace
+
+_signals = Namespace()
+
+webhook_received = _signals.signal(
+    "webhook-received",
+    doc="A verified event arrived. Kwargs: ``event`` (the payload, a dict).",
+)
+webhook_processed = _signals.signal(
+    "webhook-processed",
+    doc="An event's handlers ran and committed. Kwargs: ``event``.",
+)
+webhook_ignored = _signals.signal(
+    "webhook-ignored",
+    doc="An event was answered 200 without effect. Kwargs: ``event``, ``reason`` (str).",
+)
+webhook_failed = _signals.signal(
+    "webhook-failed",
+    doc="A handler raised; effects rolled back, answered 500. Kwargs: ``event``, ``error``.",
+)
+checkout_session_created = _signals.signal(
+    "checkout-session-created",
+    doc="A Checkout Session was created. Kwargs: ``user_id``, ``session_id``, ``mode``.",
+)
+credits_changed = _signals.signal(
+    "credits-changed",
+    doc=(
+        "A user's credit balance changed (deprecated credit system). Kwargs: ``user_id``, "
+        "``before``, ``after``, ``reason`` ('purchase', 'subscription_reset', 'spend', "
+        "'subscription_canceled'), ``stripe_object_id``."
+    ),
+)
+subscription_changed = _signals.signal(
+    "subscription-changed",
+    doc="A subscription's record changed. Kwargs: ``user_id``, ``subscription`` "
+    "(a ``SubscriptionState``).",
+)
+subscription_canceled = _signals.signal(
+    "subscription-canceled",
+    doc="A subscription ended. Kwargs: ``user_id``, ``subscription``.",
+)
+payment_failed = _signals.signal(
+    "payment-failed",
+    doc="A subscription invoice's payment failed; tell the user. Kwargs: ``user_id``, "
+    "``subscription_id``, ``invoice`` (the invoice payload, a dict).",
+)
+
+__all__ = [
+    "checkout_session_created",
+    "credits_changed",
+    "payment_failed",
+    "subscription_canceled",
+    "subscription_changed",
+    "webhook_failed",
+    "webhook_ignored",
+    "webhook_processed",
+    "webhook_received",
+]

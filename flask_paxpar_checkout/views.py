@@ -1,0 +1,213 @@
+"""The blueprint: each view reads top to bottom, request -> schema -> Stripe -> store."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, Flask, current_app, jsonify, redirect, request
+from werkzeug.wrappers import Response
+from marshmallow import Schema, ValidationError
+from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import HTTPException
+
+from .dispatch import HandlerFailed, unit_of_work
+from .errors import (
+    CheckoutHTTPError,
+    InvalidRequest,
+    InvalidWebhook,
+    NoStripeCustomer,
+    NotAuthenticated,
+    StripeServiceError,
+)
+from .events import FQDN_KEY, instance_tags
+from .handlers import fulfil_checkout_session
+from .schemas import SuccessQuery
+from .sessions import CheckoutUser
+from .state import current_state
+
+log = logging.getLogger("flask_paxpar_checkout")
+blueprint = Blueprint("paxpar_checkout", __name__)
+
+# RFC 9745: the credit system is deprecated (a Date structured field: 2026-01-01T00:00Z).
+CREDITS_DEPRECATION = "@1767225600"
+_success_query = SuccessQuery()
+
+
+@blueprint.get("/session")
+def create_session() -> Response:
+    """Create a Checkout Session for ``qty`` credits or a ``price_id`` subscription."""
+    state = current_state()
+    user = _require_user()
+    checkout = _load(state.session_query, request.args)
+    cancel_url = state.config.public_url + state.config.cancel_redirect
+    created = state.sessions.create(user, checkout, cancel_url=cancel_url)
+    response = _redirect_or_json(created.url, {"id": created.id, "url": created.url})
+    if checkout.qty is not None:
+        response.headers["Deprecation"] = CREDITS_DEPRECATION
+    return response
+
+
+@blueprint.get("/success")
+def checkout_success() -> Response:
+    """Stripe's ``success_url``: fulfil the session now (the webhook may be late), then send
+    the user on to the redirect stored with it. Anything unexpected lands on the default."""
+    state = current_state()
+    default = state.config.public_url + state.config.default_redirect
+    try:
+        session_id: str = _success_query.load(request.args)
+    except ValidationError:
+        return redirect(default, 303)
+    user = state.extension.current_user()
+    stored = state.store.checkout_session(session_id)
+    if stored is None or user is None or stored.user_id != user.id:
+        return redirect(default, 303)
+    try:
+        session = state.gateway.retrieve_checkout_session(session_id)
+    except StripeServiceError:
+        return redirect(stored.redirect_url, 303)  # the webhook will fulfil it
+    if instance_tags(session).get(FQDN_KEY) == state.config.fqdn:
+        with unit_of_work(state.store):
+            fulfil_checkout_session(session, at=int(session.get("created") or 0))
+    return redirect(stored.redirect_url, 303)
+
+
+@blueprint.get("/account")
+def account() -> Response:
+    """The current user's credits and subscription, for the front end."""
+    state = current_state()
+    user = _require_user(login_redirect=False)
+    sub = state.store.subscription(user.id)
+    body: dict[str, Any] = {
+        "user_id": user.id,
+        "credits": state.store.credits(user.id) if state.config.credits_enabled else None,
+        "credits_enabled": state.config.credits_enabled,
+        "subscription": None
+        if sub is None
+        else {
+            "id": sub.id,
+            "price_id": sub.price_id,
+            "status": sub.status,
+            "active": sub.is_active,
+            "current_period_end": sub.current_period_end,
+            "cancel_at_period_end": sub.cancel_at_period_end,
+            "cancel_at": sub.cancel_at,
+        },
+    }
+    response = jsonify(body)
+    if state.config.credits_enabled:
+        response.headers["Deprecation"] = CREDITS_DEPRECATION
+    return response
+
+
+@blueprint.get("/portal")
+def customer_portal() -> Response:
+    """Send the user to Stripe's Billing Portal to manage or cancel their subscription."""
+    state = current_state()
+    user = _require_user()
+    return_url: str = _load(state.portal_query, request.args)
+    customer = state.store.customer_id(user.id)
+    if customer is None:
+        raise NoStripeCustomer(
+            "There is nothing to manage yet: this account has never paid through Stripe."
+        )
+    portal = state.gateway.create_portal_session(customer=customer, return_url=return_url)
+    return _redirect_or_json(portal["url"], {"url": portal["url"]})
+
+
+@blueprint.post("/webhook")
+def webhook() -> tuple[Response, int]:
+    """Stripe's events: 400 if not verified, 200 once recorded, 500 if a handler failed."""
+    state = current_state()
+    request.max_content_length = state.config.webhook_max_bytes
+    body = request.get_data(cache=False)
+    try:
+        outcome = state.dispatcher.receive(body, request.headers.get("Stripe-Signature"))
+    except InvalidWebhook as exc:
+        log.warning("Refused a webhook delivery: %s", exc.description)
+        raise
+    except HandlerFailed as exc:
+        return _error_body(500, f"Event {exc.event_id} failed; Stripe will retry it."), 500
+    answer: dict[str, Any] = {"status": outcome.status, "event": outcome.event_id}
+    if outcome.reason:
+        answer["reason"] = outcome.reason
+    return jsonify(answer), 200
+
+
+@blueprint.errorhandler(HTTPException)
+def http_error(exc: HTTPException) -> tuple[Response, int]:
+    """One JSON error shape: ``{code, status, message[, errors]}``."""
+    code = exc.code or 500
+    response = _error_body(code, exc.description or "", getattr(exc, "errors", None))
+    if isinstance(exc, StripeServiceError) and exc.request_id:
+        response.headers["X-Stripe-Request-Id"] = exc.request_id
+    return response, code
+
+
+def exempt_from_csrf(app: Flask) -> None:
+    """Stripe cannot send a CSRF token: exempt the webhook from Flask-WTF's protection,
+    whether CSRFProtect was set up before this plugin or after it."""
+    csrf = app.extensions.get("csrf")
+    if csrf is not None:
+        csrf.exempt(webhook)
+        return
+
+    @app.before_request
+    def _exempt_late() -> None:
+        if request.endpoint == "paxpar_checkout.webhook":
+            late = current_app.extensions.get("csrf")
+            if late is not None:
+                late.exempt(webhook)
+
+
+def _require_user(*, login_redirect: bool = True) -> CheckoutUser:
+    user = current_state().extension.current_user()
+    if user is not None:
+        return user
+    login_url = current_state().config.login_url
+    if login_redirect and login_url and not _wants_json():
+        sep = "&" if "?" in login_url else "?"
+        target = login_url + sep + urlencode({"next": request.full_path.rstrip("?")})
+        raise _Redirect(target)
+    raise NotAuthenticated("Sign in first: checkout needs to know who is paying.")
+
+
+class _Redirect(HTTPException):
+    code = 303
+
+    def __init__(self, location: str) -> None:
+        super().__init__(response=redirect(location, 303))
+
+
+def _load(schema: Schema, args: MultiDict[str, str]) -> Any:
+    try:
+        return schema.load(args)
+    except ValidationError as exc:
+        messages = exc.normalized_messages()  # type: ignore[no-untyped-call]
+        general = messages.pop("_schema", None)
+        message = general[0] if general else "Invalid query parameters."
+        raise InvalidRequest(message, errors=messages or None) from None
+
+
+def _wants_json() -> bool:
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json"
+
+
+def _redirect_or_json(url: str, body: dict[str, Any]) -> Response:
+    if _wants_json():
+        return jsonify(body)
+    return redirect(url, 303)
+
+
+def _error_body(code: int, message: str, errors: dict[str, Any] | None = None) -> Response:
+    from http import HTTPStatus
+
+    body: dict[str, Any] = {"code": code, "status": HTTPStatus(code).phrase, "message": message}
+    if errors:
+        body["errors"] = errors
+    return jsonify(body)
+
+
+__all__ = ["CheckoutHTTPError", "blueprint"]
