@@ -6,7 +6,7 @@ import logging
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Flask, current_app, jsonify, redirect, request
+from flask import Blueprint, Flask, abort, current_app, jsonify, redirect, request
 from werkzeug.wrappers import Response
 from marshmallow import Schema, ValidationError
 from werkzeug.datastructures import MultiDict
@@ -138,6 +138,8 @@ def webhook() -> tuple[Response, int]:
 @blueprint.errorhandler(HTTPException)
 def http_error(exc: HTTPException) -> tuple[Response, int]:
     """One JSON error shape: ``{code, status, message[, errors]}``."""
+    if exc.response is not None:  # abort(redirect(...)) carries its own answer
+        return exc.response, exc.response.status_code
     code = exc.code or 500
     response = _error_body(code, exc.description or "", getattr(exc, "errors", None))
     if isinstance(exc, StripeServiceError) and exc.request_id:
@@ -169,15 +171,8 @@ def _require_user(*, login_redirect: bool = True) -> CheckoutUser:
     if login_redirect and login_url and not _wants_json():
         sep = "&" if "?" in login_url else "?"
         target = login_url + sep + urlencode({"next": request.full_path.rstrip("?")})
-        raise _Redirect(target)
+        abort(redirect(target, 303))
     raise NotAuthenticated("Sign in first: checkout needs to know who is paying.")
-
-
-class _Redirect(HTTPException):
-    code = 303
-
-    def __init__(self, location: str) -> None:
-        super().__init__(response=redirect(location, 303))
 
 
 def _load(schema: Schema, args: MultiDict[str, str]) -> Any:
