@@ -7,10 +7,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import Blueprint, Flask, abort, current_app, jsonify, redirect, request
-from werkzeug.wrappers import Response
 from marshmallow import Schema, ValidationError
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
 
 from .dispatch import HandlerFailed, unit_of_work
 from .errors import (
