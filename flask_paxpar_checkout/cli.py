@@ -15,6 +15,7 @@ from .dispatch import HandlerFailed
 from .events import parse_event
 from .state import current_state
 from .store import utcnow
+from .trigger import trigger
 
 checkout_cli = AppGroup("checkout", help="Stripe Checkout: stored webhook events and test events.")
 events_cli = AppGroup("events", help="Inspect, replay and prune the stored webhook events.")
@@ -128,3 +129,6 @@ def _process(row: Any, *, replay: bool) -> bool:
         return False
     click.echo(f"{row.id}: {outcome.status}" + (f" ({outcome.reason})" if outcome.reason else ""))
     return True
+
+
+checkout_cli.add_command(trigger)

@@ -237,7 +237,7 @@ def _user_of(state: CheckoutState, obj: dict[str, Any]) -> str | None:
 
 def _save_subscription(state: CheckoutState, row: Any, values: dict[str, Any]) -> Any:
     if not values:
-        return subscription_state(row)
+        return subscription_state(row._mapping)
     state.store.update_subscription(row.id, values)
     after = subscription_state({**row._mapping, **values})
     defer(signals.subscription_changed, user_id=after.user_id, subscription=after)

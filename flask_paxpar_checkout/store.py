@@ -79,19 +79,19 @@ class Store:
         self._balance_for_update = self._balance.with_for_update()
         self._set_balance = (
             update(t.balances)
-            .where(t.balances.c.user_id == _bind("user_id"))
-            .values(credits=_bind("credits"), updated_at=_bind("now"))
+            .where(t.balances.c.user_id == _bind("uid"))
+            .values(credits=_bind("new_credits"), updated_at=_bind("now"))
         )
         self._take_credits = (
             update(t.balances)
-            .where(t.balances.c.user_id == _bind("user_id"), t.balances.c.credits >= _bind("n"))
+            .where(t.balances.c.user_id == _bind("uid"), t.balances.c.credits >= _bind("n"))
             .values(credits=t.balances.c.credits - _bind("n"), updated_at=_bind("now"))
             .returning(t.balances.c.credits)
         )
         self._retry_event = (
             update(t.events)
             .where(
-                t.events.c.id == _bind("id"),
+                t.events.c.id == _bind("event_id"),
                 t.events.c.status.in_(bindparam("from_statuses", expanding=True)),
             )
             .values(
@@ -99,6 +99,7 @@ class Store:
                 attempts=t.events.c.attempts + 1,
                 processed_at=_bind("now"),
             )
+            .returning(t.events.c.id)
         )
         self._subscription_for_update = (
             select(t.subscriptions).where(t.subscriptions.c.id == _bind("id")).with_for_update()
@@ -181,18 +182,22 @@ class Store:
         this waits for). With ``replay`` a processed event is claimed again.
         """
         now = utcnow()
-        stmt = self._insert(self.t.events).on_conflict_do_nothing(index_elements=["id"])
+        stmt = (
+            self._insert(self.t.events)
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(self.t.events.c.id)
+        )
         inserted = self.session.execute(
             stmt,
             {**row, "status": "processed", "attempts": 1, "received_at": now, "processed_at": now},
         )
-        if inserted.rowcount == 1:  # type: ignore[attr-defined]
+        if inserted.first() is not None:
             return "new"
         statuses = ["failed", "processed", "ignored"] if replay else ["failed"]
         retried = self.session.execute(
-            self._retry_event, {"id": row["id"], "from_statuses": statuses, "now": now}
+            self._retry_event, {"event_id": row["id"], "from_statuses": statuses, "now": now}
         )
-        return "retry" if retried.rowcount == 1 else "duplicate"  # type: ignore[attr-defined]
+        return "retry" if retried.first() is not None else "duplicate"
 
     def record_ignored(self, row: dict[str, Any], reason: str) -> None:
         stmt = self._insert(self.t.events).on_conflict_do_nothing(index_elements=["id"])
@@ -257,7 +262,7 @@ class Store:
         assert after is not None
         if after < 0:
             raise InsufficientCredits(user_id, -(delta or 0), before)
-        ledger = self._insert(self.t.ledger)
+        ledger = self._insert(self.t.ledger).returning(self.t.ledger.c.id)
         if dedup_key is not None:
             ledger = ledger.on_conflict_do_nothing(index_elements=["dedup_key"])
         written = self.session.execute(
@@ -273,16 +278,16 @@ class Store:
                 "created_at": now,
             },
         )
-        if written.rowcount != 1:  # type: ignore[attr-defined]
+        if written.first() is None:
             return None
-        self.session.execute(self._set_balance, {"user_id": user_id, "credits": after, "now": now})
+        self.session.execute(self._set_balance, {"uid": user_id, "new_credits": after, "now": now})
         return CreditChange(user_id, before, after, reason, stripe_object_id)
 
     def spend(self, user_id: str, n: int, memo: str | None) -> CreditChange:
         """Take ``n`` credits in one conditional UPDATE: never below zero, never lost."""
         now = utcnow()
         after = self.session.execute(
-            self._take_credits, {"user_id": user_id, "n": n, "now": now}
+            self._take_credits, {"uid": user_id, "n": n, "now": now}
         ).scalar()
         if after is None:
             raise InsufficientCredits(user_id, n, self.credits(user_id))

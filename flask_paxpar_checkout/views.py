@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import Blueprint, Flask, abort, current_app, jsonify, redirect, request
+from flask.typing import ResponseReturnValue
 from marshmallow import Schema, ValidationError
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
@@ -136,10 +137,10 @@ def webhook() -> tuple[Response, int]:
 
 
 @blueprint.errorhandler(HTTPException)
-def http_error(exc: HTTPException) -> tuple[Response, int]:
+def http_error(exc: HTTPException) -> ResponseReturnValue:
     """One JSON error shape: ``{code, status, message[, errors]}``."""
     if exc.response is not None:  # abort(redirect(...)) carries its own answer
-        return exc.response, exc.response.status_code
+        return exc.get_response()
     code = exc.code or 500
     response = _error_body(code, exc.description or "", getattr(exc, "errors", None))
     if isinstance(exc, StripeServiceError) and exc.request_id:

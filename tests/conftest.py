@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,6 +76,16 @@ def make_app(config: dict[str, Any]) -> tuple[Flask, SQLAlchemy, PaxparCheckout]
         return Response("landed")
 
     return app, db, checkout
+
+
+@contextmanager
+def other_app(config: dict[str, Any]) -> Iterator[tuple[Flask, SQLAlchemy, PaxparCheckout]]:
+    """Another app on the same database (tables already made), inside its app context."""
+    app, db, checkout = make_app(config)
+    with app.app_context():
+        yield app, db, checkout
+        db.session.remove()
+        db.engine.dispose()
 
 
 @pytest.fixture(scope="session")

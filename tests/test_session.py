@@ -250,11 +250,9 @@ def test_customer_created_before_a_failed_session_is_kept_and_reused(
 def test_login_redirect_for_a_browser(
     app_parts: Any, stripe: StripeStub, config: dict[str, Any]
 ) -> None:
-    from .conftest import make_app
+    from .conftest import other_app
 
-    config = {**config, "PAXPAR_CHECKOUT_LOGIN_URL": "/login"}
-    app, db, _ = make_app(config)
-    with app.app_context():
+    with other_app({**config, "PAXPAR_CHECKOUT_LOGIN_URL": "/login"}) as (app, _, _):
         client = app.test_client()
         response = client.get("/api/checkout/session?qty=12&redirect=/front/x")
         assert response.status_code == 303
@@ -264,4 +262,3 @@ def test_login_redirect_for_a_browser(
         )
         response = client.get("/api/checkout/session?qty=12", headers=JSON)
         assert response.status_code == 401
-        db.engine.dispose()
