@@ -7,7 +7,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from . import signals
 from .config import CheckoutConfig
+from .dispatch import defer
 from .errors import CheckoutNotConfigured, CreditsDisabled, InvalidRequest, StripeServiceError
 from .events import FQDN_KEY, PRICE_KEY, QTY_KEY, USER_KEY, metadata_credits
 from .gateway import StripeGateway
@@ -85,6 +87,9 @@ class SessionFactory:
             redirect_url=request.redirect_url,
         )
         self.store.session.commit()
+        defer(
+            signals.checkout_session_created, user_id=user.id, session_id=session["id"], mode=mode
+        )
         return CreatedSession(session["id"], session["url"])
 
     def _credit_line(self, qty: int) -> dict[str, Any]:

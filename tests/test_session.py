@@ -262,3 +262,17 @@ def test_login_redirect_for_a_browser(
         )
         response = client.get("/api/checkout/session?qty=12", headers=JSON)
         assert response.status_code == 401
+
+
+def test_created_session_is_signalled(client: FlaskClient, stripe: StripeStub, app: Flask) -> None:
+    from flask_paxpar_checkout import signals
+
+    seen: list[dict[str, Any]] = []
+    with signals.checkout_session_created.connected_to(lambda s, **kw: seen.append(kw), app):
+        client.get(f"/api/checkout/session?price_id={PRICE_BASIC}", headers=as_user(2))
+        stripe.fail_next(
+            "POST", "/v1/checkout/sessions", status=400, error_type="invalid_request_error"
+        )
+        client.get(f"/api/checkout/session?price_id={PRICE_BASIC}", headers=as_user(2))
+    [stored] = rows("sessions")
+    assert seen == [{"user_id": "2", "session_id": stored.id, "mode": "subscription"}]
