@@ -141,7 +141,15 @@ class Dispatcher:
 
     def _record_failure(self, row: dict[str, Any], payload: dict[str, Any], exc: Exception) -> None:
         error = "".join(traceback.format_exception(exc))[-20000:]
-        log.error("Webhook event %s (%s) failed: %r", row["id"], row["type"], exc)
+        # The error's text, never its SQL parameters: those hold the payload's customer data.
+        cause = getattr(exc, "orig", None) or exc
+        log.error(
+            "Webhook event %s (%s) failed: %s: %.200s",
+            row["id"],
+            row["type"],
+            type(exc).__name__,
+            cause,
+        )
         try:
             self.store.record_failure(row, error)
             self.store.session.commit()
