@@ -51,7 +51,7 @@ class PaxparCheckout:
         store = Store(db, tables)
         gateway = StripeGateway(config)
         if config.secret_key is None:
-            log.warning("STRIPE_SECRET_KEY is not set: checkout links answer 503 until it is")
+            log.info("STRIPE_SECRET_KEY is not set: checkout links answer 503 until it is")
         app.extensions[EXTENSION_KEY] = CheckoutState(
             extension=self,
             config=config,
@@ -145,6 +145,10 @@ class PaxparCheckout:
     def subscription(self, user_id: int | str) -> SubscriptionState | None:
         """The user's current subscription (a live one first, else the latest), or None."""
         return current_state().store.subscription(user_key(user_id))
+
+    def customer_id(self, user_id: int | str) -> str | None:
+        """The user's Stripe customer id, once they have been to Checkout (else None)."""
+        return current_state().store.customer_id(user_key(user_id))
 
     @property
     def config(self) -> CheckoutConfig:

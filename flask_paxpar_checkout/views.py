@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlencode
 
 from flask import Blueprint, Flask, abort, current_app, jsonify, redirect, request
 from flask.typing import ResponseReturnValue
+from markupsafe import escape
 from marshmallow import Schema, ValidationError
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
@@ -138,11 +140,16 @@ def webhook() -> tuple[Response, int]:
 
 @blueprint.errorhandler(HTTPException)
 def http_error(exc: HTTPException) -> ResponseReturnValue:
-    """One JSON error shape: ``{code, status, message[, errors]}``."""
+    """One JSON error shape: ``{code, status, message[, errors]}``. A person who followed a
+    checkout link in the browser gets the same message as a small page instead."""
     if exc.response is not None:  # abort(redirect(...)) carries its own answer
         return exc.get_response()
     code = exc.code or 500
-    response = _error_body(code, exc.description or "", getattr(exc, "errors", None))
+    errors = getattr(exc, "errors", None)
+    if request.method == "GET" and _wants_page():
+        response = _error_page(code, exc.description or "", errors)
+    else:
+        response = _error_body(code, exc.description or "", errors)
     if isinstance(exc, StripeServiceError) and exc.request_id:
         response.headers["X-Stripe-Request-Id"] = exc.request_id
     return response, code
@@ -186,6 +193,12 @@ def _load(schema: Schema, args: MultiDict[str, str]) -> Any:
         raise InvalidRequest(message, errors=messages or None) from None
 
 
+def _wants_page() -> bool:
+    """A browser navigation: HTML asked for explicitly and preferred to JSON."""
+    accept = request.accept_mimetypes
+    return accept["text/html"] > accept["application/json"] and "text/html" in accept.values()
+
+
 def _wants_json() -> bool:
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json"
@@ -198,8 +211,6 @@ def _redirect_or_json(url: str, body: dict[str, Any]) -> Response:
 
 
 def _error_body(code: int, message: str, errors: dict[str, Any] | None = None) -> Response:
-    from http import HTTPStatus
-
     body: dict[str, Any] = {"code": code, "status": HTTPStatus(code).phrase, "message": message}
     if errors:
         body["errors"] = errors
@@ -207,3 +218,30 @@ def _error_body(code: int, message: str, errors: dict[str, Any] | None = None) -
 
 
 __all__ = ["CheckoutHTTPError", "blueprint"]
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{status}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;
+color:#222}}h1{{font-size:1.3rem}}li{{color:#555}}</style></head>
+<body><h1>{status}</h1><p>{message}</p>{details}
+<p><a href="{home}">Back to {home}</a></p></body></html>
+"""
+
+
+def _error_page(code: int, message: str, errors: dict[str, Any] | None) -> Response:
+    details = ""
+    if errors:
+        items = "".join(
+            f"<li>{escape(field)}: {escape(' '.join(map(str, problems)))}</li>"
+            for field, problems in errors.items()
+        )
+        details = f"<ul>{items}</ul>"
+    page = _PAGE.format(
+        status=f"{code} {escape(HTTPStatus(code).phrase)}",
+        message=escape(message),
+        details=details,
+        home=escape(current_state().config.public_url + "/"),
+    )
+    return Response(page, code, mimetype="text/html")

@@ -196,6 +196,7 @@ def test_user_ids_as_int_or_str(app: Flask, checkout: PaxparCheckout) -> None:
     assert checkout.credits("42") == 5
     assert checkout.spend_credits("42", 2) == 3
     assert checkout.credits(42) == 3
+    assert checkout.customer_id(42) is None
     with pytest.raises(TypeError):
         checkout.credits(4.2)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="1 to 64"):

@@ -274,13 +274,14 @@ def test_expired_session_is_marked_and_grants_nothing(
 
 
 def test_portal_for_a_paying_user(
-    client: FlaskClient, stripe: StripeStub, deliver: Deliver
+    client: FlaskClient, stripe: StripeStub, deliver: Deliver, checkout: PaxparCheckout
 ) -> None:
     deliver(
         EventBuilder(fqdn=FQDN).checkout_session_completed(
             user_id="4", qty=1, customer_id="cus_four"
         )
     )
+    assert checkout.customer_id(4) == "cus_four"
     response = client.get("/api/checkout/portal?redirect=/front/account", headers=as_user(4))
     assert response.status_code == 303
     [create] = stripe.requests_to("POST", "/v1/billing_portal/sessions")

@@ -152,19 +152,20 @@ def test_relative_and_allowed_redirects(client: FlaskClient, stripe: StripeStub)
     ]
 
 
-def test_credits_disabled_is_410(app: Flask, client: FlaskClient, stripe: StripeStub) -> None:
-    from dataclasses import replace
+def test_credits_disabled_is_410(
+    app_parts: Any, config: dict[str, Any], stripe: StripeStub
+) -> None:
+    from .conftest import other_app
 
-    from flask_paxpar_checkout.state import current_state
-
-    state = current_state()
-    object.__setattr__(state.sessions, "config", replace(state.config, credits_enabled=False))
-    response = client.get("/api/checkout/session?qty=3", headers=as_user(1))
-    assert response.status_code == 410
-    assert "credit system" in response.get_json()["message"]
-    assert stripe.requests == []
-    response = client.get(f"/api/checkout/session?price_id={PRICE_BASIC}", headers=as_user(1))
-    assert response.status_code == 303
+    with other_app({**config, "PAXPAR_CHECKOUT_CREDITS_ENABLED": False}) as (app, _, _):
+        client = app.test_client()
+        response = client.get("/api/checkout/session?qty=3", headers=as_user(1))
+        assert response.status_code == 410
+        assert "credit system" in response.get_json()["message"]
+        assert stripe.requests == []
+        response = client.get(f"/api/checkout/session?price_id={PRICE_BASIC}", headers=as_user(1))
+        assert response.status_code == 303
+        assert "Deprecation" not in response.headers
 
 
 @pytest.mark.parametrize(
@@ -276,3 +277,33 @@ def test_created_session_is_signalled(client: FlaskClient, stripe: StripeStub, a
         client.get(f"/api/checkout/session?price_id={PRICE_BASIC}", headers=as_user(2))
     [stored] = rows("sessions")
     assert seen == [{"user_id": "2", "session_id": stored.id, "mode": "subscription"}]
+
+
+def test_a_browser_gets_the_error_as_a_page(client: FlaskClient, stripe: StripeStub) -> None:
+    browser = as_user(1, Accept="text/html,application/xhtml+xml,*/*;q=0.8")
+    response = client.get("/api/checkout/session?qty=0&redirect=//evil.com", headers=browser)
+    assert response.status_code == 400
+    assert response.mimetype == "text/html"
+    page = response.get_data(as_text=True)
+    assert "qty: Must be between 1 and 10000." in page
+    assert "scheme-relative" in page
+    assert f'href="https://{FQDN}/"' in page
+
+    stripe.fail_next(
+        "POST", "/v1/checkout/sessions", status=429, error_type="rate_limit_error", times=3
+    )
+    response = client.get("/api/checkout/session?qty=1", headers=browser)
+    assert response.status_code == 503 and response.mimetype == "text/html"
+    assert "rate-limiting" in response.get_data(as_text=True)
+
+    response = client.get("/api/checkout/session?qty=0", headers=as_user(1, Accept="*/*"))
+    assert response.mimetype == "application/json"
+
+
+def test_error_page_escapes_what_it_echoes(client: FlaskClient) -> None:
+    browser = as_user(1, Accept="text/html")
+    response = client.get(
+        "/api/checkout/session?qty=1&redirect=<script>x</script>", headers=browser
+    )
+    assert response.status_code == 400
+    assert "<script>" not in response.get_data(as_text=True)
