@@ -20,6 +20,7 @@ import click
 from flask.cli import with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
 
+from .events import invoice_subscription
 from .extension import user_key
 from .state import CheckoutState, current_state
 from .testing.events import ERAS, SUPPORTED_TYPES, Era, EventBuilder, signed
@@ -238,16 +239,10 @@ def _describe(event: dict[str, Any], fqdn: str, url: str) -> str:
     elif obj["object"] == "checkout.session":
         facts.append(f"subscription={obj.get('subscription')}")
     elif obj["object"] == "invoice":
-        facts.append(f"subscription={_invoice_subscription(obj)}")
+        facts.append(f"subscription={invoice_subscription(obj)}")
     elif obj["object"] == "subscription":
         facts.append(f"status={obj.get('status')}")
     return f"{event['type']} {event['id']} -> {url}\n  " + " ".join(facts)
-
-
-def _invoice_subscription(invoice: dict[str, Any]) -> Any:
-    parent = invoice.get("parent") or {}
-    details = parent.get("subscription_details") or {}
-    return details.get("subscription") or invoice.get("subscription")
 
 
 def _post(url: str, body: bytes, headers: dict[str, str]) -> Answer:
