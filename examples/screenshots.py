@@ -16,20 +16,11 @@ from typing import Any
 from playwright.sync_api import sync_playwright
 
 from examples.host_app.extensions import checkout
-from examples.host_app.live import serve_example
+from examples.host_app.live import CHROMIUM, CHROMIUM_ARGS, serve_example
 from examples.host_app.settings import DEMO_CREDIT_PRICE, DEMO_PRICES
 from flask_paxpar_checkout.testing import StripeStub
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # What a user with a real Stripe test key sees: without the "sessions go to <stub>" hint.
 HIDE_STUB_HINT = ".api-base { display: none; }"
 
@@ -47,7 +38,7 @@ def take(out: Path) -> None:
         serve_example(Path(tmp) / "host.db", stripe.url, config) as (app, base),
         sync_playwright() as playwright,
     ):
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             context = browser.new_context(viewport={"width": 1000, "height": 720})
             context.route("**/*", _local_only(base, stripe.url))

@@ -14,18 +14,8 @@ from typing import Any
 
 import pytest
 
-from examples.host_app.live import serve_example
+from examples.host_app.live import CHROMIUM, CHROMIUM_ARGS, serve_example
 from flask_paxpar_checkout.testing import StripeStub
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 pytestmark = pytest.mark.browser
 

@@ -20,6 +20,17 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from . import create_app
 from .extensions import db
 
+# Debian's Chromium, run headless on a closed network: no background calls home.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
