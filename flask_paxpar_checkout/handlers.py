@@ -99,11 +99,11 @@ def on_invoice_paid(event: dict[str, Any]) -> None:
     """A subscription is paid up to the invoice line's period end; credits are reset."""
     state = current_state()
     invoice = event["data"]["object"]
-    sub_id = invoice_subscription(invoice)
-    user_id = _user_of(state, invoice)
-    if sub_id is None or user_id is None:
-        return  # a one-off invoice, or nobody to credit
-    row = state.store.lock_subscription(sub_id, user_id)
+    found = _locked_subscription_of(state, invoice)
+    if found is None:
+        return
+    row, user_id = found
+    sub_id = row.id
     if row.status in TERMINAL and row.status_at > 0:
         log.info("invoice %s paid for ended subscription %s: no effect", invoice["id"], sub_id)
         return
@@ -152,11 +152,11 @@ def on_invoice_payment_failed(event: dict[str, Any]) -> None:
     """The subscription is past due; credits stay; the host is told by a signal."""
     state = current_state()
     invoice = event["data"]["object"]
-    sub_id = invoice_subscription(invoice)
-    user_id = _user_of(state, invoice)
-    if sub_id is None or user_id is None:
+    found = _locked_subscription_of(state, invoice)
+    if found is None:
         return
-    row = state.store.lock_subscription(sub_id, user_id)
+    row, user_id = found
+    sub_id = row.id
     created = int(invoice.get("created") or event["created"])
     stale = (
         (row.status in TERMINAL and row.status_at > 0)
@@ -225,6 +225,18 @@ def credits_per_period(state: CheckoutState, price_id: str | None) -> int | None
         return state.config.prices.get(price_id)
     row = state.store.price(price_id)
     return row.credits if row is not None else None
+
+
+def _locked_subscription_of(
+    state: CheckoutState, invoice: dict[str, Any]
+) -> tuple[Any, str] | None:
+    """The invoice's subscription row (locked) and user; None for a one-off invoice or an
+    invoice naming nobody."""
+    sub_id = invoice_subscription(invoice)
+    user_id = _user_of(state, invoice)
+    if sub_id is None or user_id is None:
+        return None
+    return state.store.lock_subscription(sub_id, user_id), user_id
 
 
 def _user_of(state: CheckoutState, obj: dict[str, Any]) -> str | None:
