@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
 
-PRICE_ID = re.compile(r"^price_[A-Za-z0-9]+$")
+PRICE_ID = re.compile(r"^price_[A-Za-z0-9]+\Z")
 _FQDN = re.compile(
     r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
 )

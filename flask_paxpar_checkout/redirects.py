@@ -34,7 +34,11 @@ def resolve_redirect(value: str, *, public_url: str, allowed_hosts: frozenset[st
             raise UnsafeRedirect("a scheme-relative URL ('//host') is not allowed")
         return public_url + value
 
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise UnsafeRedirect("is not a valid URL") from None
     if parts.scheme.lower() not in ("http", "https"):
         raise UnsafeRedirect("must be a path starting with '/' or an http(s) URL")
     if not value.lower().startswith(parts.scheme.lower() + "://") or not parts.netloc:

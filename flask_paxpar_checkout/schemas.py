@@ -23,8 +23,8 @@ from .config import PRICE_ID, CheckoutConfig
 from .errors import ConfigurationError
 from .redirects import UnsafeRedirect, resolve_redirect
 
-_DIGITS = re.compile(r"^[0-9]{1,100}$")
-SESSION_ID = re.compile(r"^cs_(test|live)_[A-Za-z0-9]{1,250}$")
+_DIGITS = re.compile(r"[0-9]{1,100}")
+SESSION_ID = re.compile(r"^cs_(test|live)_[A-Za-z0-9]{1,250}\Z")
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class _Count(fields.Integer):
     """A whole number written in ASCII digits only (``int()`` would take ' 1_0', '٣')."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
-        if not isinstance(value, str) or not _DIGITS.match(value):
+        if not isinstance(value, str) or not _DIGITS.fullmatch(value):
             raise ValidationError("Must be a whole number of credits, e.g. qty=12.")
         return int(value)
 

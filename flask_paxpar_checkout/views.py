@@ -11,8 +11,9 @@ from flask import Blueprint, Flask, abort, current_app, jsonify, redirect, reque
 from flask.typing import ResponseReturnValue
 from markupsafe import escape
 from marshmallow import Schema, ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.datastructures import MultiDict
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, ServiceUnavailable
 from werkzeug.wrappers import Response
 
 from .dispatch import HandlerFailed, unit_of_work
@@ -123,8 +124,7 @@ def customer_portal() -> Response:
 def webhook() -> tuple[Response, int]:
     """Stripe's events: 400 if not verified, 200 once recorded, 500 if a handler failed."""
     state = current_state()
-    request.max_content_length = state.config.webhook_max_bytes
-    body = request.get_data(cache=False)
+    body = _read_body(state.config.webhook_max_bytes)
     try:
         outcome = state.dispatcher.receive(body, request.headers.get("Stripe-Signature"))
     except InvalidWebhook as exc:
@@ -155,6 +155,18 @@ def http_error(exc: HTTPException) -> ResponseReturnValue:
     return response, code
 
 
+@blueprint.errorhandler(SQLAlchemyError)
+def database_error(exc: SQLAlchemyError) -> ResponseReturnValue:
+    """The database failed: 503 in the one error shape. The log names the error, never the
+    statement's parameters (they hold users' emails and Stripe ids)."""
+    current_state().store.session.rollback()
+    cause = getattr(exc, "orig", None) or exc
+    log.error("Database error in %s: %s: %.200s", request.path, type(exc).__name__, cause)
+    return http_error(
+        ServiceUnavailable("The payment service's database is unavailable; try again shortly.")
+    )
+
+
 def exempt_from_csrf(app: Flask) -> None:
     """Stripe cannot send a CSRF token: exempt the webhook from Flask-WTF's protection,
     whether CSRFProtect was set up before this plugin or after it."""
@@ -169,6 +181,21 @@ def exempt_from_csrf(app: Flask) -> None:
             late = current_app.extensions.get("csrf")
             if late is not None:
                 late.exempt(webhook)
+
+
+def _read_body(limit: int) -> bytes:
+    """The raw body, refused with 413 past ``limit`` bytes, with or without Content-Length:
+    a chunked body is read no further than one byte past the limit."""
+    request.max_content_length = limit + 1  # werkzeug refuses a longer Content-Length itself
+    stream = request.stream
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := stream.read(min(1 << 16, limit + 1 - size)):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise RequestEntityTooLarge(f"Webhook bodies are limited to {limit} bytes.")
+    return b"".join(chunks)
 
 
 def _require_user(*, login_redirect: bool = True) -> CheckoutUser:
