@@ -99,7 +99,7 @@ def on_site(location: str) -> bool:
 
 
 def urlsplit_raises(value: str) -> bool:
-    """The inputs of the known redirect crash (see the xfail test below)."""
+    """Whether urlsplit itself refuses the value (a malformed URL)."""
     try:
         urlsplit(value)
     except ValueError:
