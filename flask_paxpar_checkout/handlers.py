@@ -118,12 +118,14 @@ def on_invoice_paid(event: dict[str, Any]) -> None:
         _save_subscription(state, row, values)
         return
     values["last_paid_invoice_created"] = created
-    if price:
-        values["price_id"] = price
     if period_end and period_end > (row.current_period_end or 0):
         values["current_period_end"] = period_end
     if event["created"] >= row.status_at:
         values.update(status="active", status_at=event["created"])
+        if price:
+            values["price_id"] = price
+    elif row.price_id is None and price:
+        values["price_id"] = price  # a newer event changed the status, none said the price
     _save_subscription(state, row, values)
 
     per_period = credits_per_period(state, price or row.price_id)

@@ -373,10 +373,6 @@ def config(stripe: StripeStub, tmp_path: Path) -> Iterator[dict[str, Any]]:
         yield base_config(stripe.url, url)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="handlers.on_invoice_paid takes the price of an invoice older than the record",
-)
 def test_an_older_invoice_arriving_after_a_plan_change_keeps_the_new_price(
     deliver: Callable[..., Any], checkout: PaxparCheckout, events: EventBuilder
 ) -> None:
@@ -397,11 +393,6 @@ def test_an_older_invoice_arriving_after_a_plan_change_keeps_the_new_price(
 
 
 @pytest.mark.concurrency
-@pytest.mark.xfail(
-    strict=True,
-    reason="examples/host_app: create_app() seeds the demo users with a check-then-insert, "
-    "so a worker starting while another seeds fails to boot",
-)
 def test_example_workers_starting_together_all_boot(tmp_path: Path) -> None:
     """What ``gunicorn --workers 3 'examples.host_app:create_app()'`` does on a new
     database: worker 2 starts while worker 1 is inserting the demo users."""

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from .extensions import checkout, db, login_manager
 from .models import User, seed_demo_users
@@ -39,9 +41,23 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(pages)
 
     with app.app_context():
-        db.create_all()  # the example's users and the plugin's tables
+        _create_tables()
         seed_demo_users()
     return app
+
+
+def _create_tables(attempts: int = 5) -> None:
+    """The example's users and the plugin's tables. Workers starting together race on
+    CREATE TABLE: the loser finds the tables made on its next try."""
+    for attempt in range(attempts):
+        try:
+            db.create_all()
+            return
+        except (IntegrityError, OperationalError, ProgrammingError):
+            db.session.rollback()
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def _load_user(user_id: str) -> User | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from functools import cache
 
 from sqlalchemy import String, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -46,12 +47,19 @@ def find_user(username: str) -> User | None:
 
 
 def seed_demo_users() -> None:
-    """Create alice and bob on first start, so that there is someone to sign in as."""
+    """Create alice and bob on first start, so that there is someone to sign in as.
+
+    Several workers may start at once: a user another worker has just inserted is a
+    unique-key conflict here, and means the user is there.
+    """
     for username, email in DEMO_USERS:
-        if find_user(username) is None:
-            user = User(username=username, email=email, password_hash=_demo_password_hash())
-            db.session.add(user)
-    db.session.commit()
+        if find_user(username) is not None:
+            continue
+        db.session.add(User(username=username, email=email, password_hash=_demo_password_hash()))
+        try:
+            db.session.commit()
+        except IntegrityError:
+            db.session.rollback()
 
 
 @cache
