@@ -1,28 +1,61 @@
 """Persistence that needs care: an event recorded once, credits that never drift nor go
 below zero, a subscription record that an older event never rolls back.
 
-Statements are built once per app; each call only binds parameters. Everything runs on the
-host's ``db.session``, so a webhook's effects, the host handlers' writes and the event's
-"processed" mark commit or roll back together.
+Statements are built and compiled once per dialect; each call only binds parameters.
+Everything runs in the host's ``db.session`` transaction, so a webhook's effects, the host
+handlers' writes and the event's "processed" mark commit or roll back together.
+
+When nothing observes SQLAlchemy's execution of a statement (no engine, dialect or
+``do_orm_execute`` listener, no echo, no execution option), its compiled SQL goes straight
+to the DBAPI cursor of the session's connection: the same SQL, the same processed
+parameters, the same transaction and errors, without SQLAlchemy's per-statement cost (most
+of the webhook's time otherwise). Anything observed takes SQLAlchemy's usual way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import Row, bindparam, func, select, update
+from sqlalchemy import (
+    Column,
+    Row,
+    Table,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal,
+    result_tuple,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine.interfaces import BindTyping
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Executable
 
 from .errors import InsufficientCredits
 from .models import Tables
 
 Claim = Literal["new", "retry", "duplicate"]
 TERMINAL = frozenset({"canceled", "incomplete_expired"})
+_EVENT_ROW = ("id", "type", "fqdn", "api_version", "created", "livemode", "payload")
+_LEDGER_ROW = (
+    "user_id",
+    "delta",
+    "balance_after",
+    "reason",
+    "stripe_object_id",
+    "dedup_key",
+    "memo",
+    "created_at",
+)
+_REQUIRED = object()
 
 
 def utcnow() -> datetime:
@@ -66,44 +99,8 @@ class Store:
     def __init__(self, db: SQLAlchemy, tables: Tables) -> None:
         self.db = db
         self.t = tables
-        self._dialect: Any = None
+        self._sql: _Statements | None = None
         t = tables
-        self._customer_of = select(t.customers.c.stripe_customer_id).where(
-            t.customers.c.user_id == _bind("user_id")
-        )
-        self._user_of_customer = select(t.customers.c.user_id).where(
-            t.customers.c.stripe_customer_id == _bind("customer_id")
-        )
-        self._session_by_id = select(t.sessions).where(t.sessions.c.id == _bind("id"))
-        self._balance = select(t.balances.c.credits).where(t.balances.c.user_id == _bind("user_id"))
-        self._balance_for_update = self._balance.with_for_update()
-        self._set_balance = (
-            update(t.balances)
-            .where(t.balances.c.user_id == _bind("uid"))
-            .values(credits=_bind("new_credits"), updated_at=_bind("now"))
-        )
-        self._take_credits = (
-            update(t.balances)
-            .where(t.balances.c.user_id == _bind("uid"), t.balances.c.credits >= _bind("n"))
-            .values(credits=t.balances.c.credits - _bind("n"), updated_at=_bind("now"))
-            .returning(t.balances.c.credits)
-        )
-        self._retry_event = (
-            update(t.events)
-            .where(
-                t.events.c.id == _bind("event_id"),
-                t.events.c.status.in_(bindparam("from_statuses", expanding=True)),
-            )
-            .values(
-                status="processed",
-                attempts=t.events.c.attempts + 1,
-                processed_at=_bind("now"),
-            )
-            .returning(t.events.c.id)
-        )
-        self._subscription_for_update = (
-            select(t.subscriptions).where(t.subscriptions.c.id == _bind("id")).with_for_update()
-        )
         self._user_subscriptions = (
             select(t.subscriptions)
             .where(t.subscriptions.c.user_id == _bind("user_id"))
@@ -115,30 +112,53 @@ class Store:
     def session(self) -> Session:
         return self.db.session  # type: ignore[return-value]
 
-    def _insert(self, table: Any) -> Any:
-        """An INSERT with ON CONFLICT support for the engine's dialect."""
-        if self._dialect is None:
-            name = self.db.engine.dialect.name
-            if name not in ("sqlite", "postgresql"):
-                raise RuntimeError(
-                    f"flask-paxpar-checkout supports SQLite and PostgreSQL, not {name}"
-                )
-            self._dialect = postgresql if name == "postgresql" else sqlite
-        return self._dialect.insert(table)
+    @property
+    def sql(self) -> _Statements:
+        """The statements compiled for this app's database (on first use)."""
+        if self._sql is None:
+            self._sql = _Statements(self.t, self.db.engine.dialect)
+        return self._sql
+
+    def _first(self, sql: _Sql, params: Mapping[str, Any]) -> Any:
+        """Run ``sql`` in the session's transaction; its first row, if it returns rows."""
+        session: Session = self.db.session()
+        conn = session.connection()
+        if not _plain(session, conn):
+            result = session.execute(sql.statement, params)
+            return result.first() if getattr(result, "returns_rows", True) else None
+        session._autoflush()  # what session.execute does before a Core statement
+        args = sql.arguments(params)
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(sql.text, args)
+            return cursor.fetchone() if sql.returns_rows else None
+        except BaseException as exc:  # wrapped, logged and invalidated as SQLAlchemy does
+            conn._handle_dbapi_exception(exc, sql.text, args, cursor, None)
+        finally:
+            cursor.close()
+
+    def _row(self, sql: _Sql, params: Mapping[str, Any]) -> Row[Any] | None:
+        """The first row of ``sql`` as SQLAlchemy returns it (a ``Row``, types processed)."""
+        raw = self._first(sql, params)
+        return raw if raw is None or isinstance(raw, Row) else sql.row(raw)
 
     # -- customers -------------------------------------------------------------------------
 
     def customer_id(self, user_id: str) -> str | None:
-        return self.session.execute(self._customer_of, {"user_id": user_id}).scalar()
+        row = self._first(self.sql.customer_of, {"user_id": user_id})
+        return None if row is None else row[0]
 
     def user_of_customer(self, customer_id: str) -> str | None:
-        return self.session.execute(self._user_of_customer, {"customer_id": customer_id}).scalar()
+        row = self._first(self.sql.user_of_customer, {"customer_id": customer_id})
+        return None if row is None else row[0]
 
     def link_customer(self, user_id: str, customer_id: str, email: str | None = None) -> str:
         """Remember a user's Stripe customer (first one wins); return the stored id."""
-        stmt = self._insert(self.t.customers).on_conflict_do_nothing()
-        self.session.execute(
-            stmt,
+        stored = self.customer_id(user_id)
+        if stored is not None:
+            return stored
+        self._first(
+            self.sql.link_customer,
             {
                 "user_id": user_id,
                 "stripe_customer_id": customer_id,
@@ -151,26 +171,22 @@ class Store:
     # -- checkout sessions -----------------------------------------------------------------
 
     def add_session(self, **values: Any) -> None:
-        self.session.execute(
-            self.t.sessions.insert(), {"status": "open", "created_at": utcnow(), **values}
-        )
+        params = {"status": "open", "created_at": utcnow(), **values}
+        self._first(self.sql.add_session(params), params)
 
     def checkout_session(self, session_id: str) -> Row[Any] | None:
-        return self.session.execute(self._session_by_id, {"id": session_id}).first()
+        return self._row(self.sql.session_by_id, {"id": session_id})
 
     def mark_session(
         self, session_id: str, status: str, subscription_id: str | None = None
     ) -> None:
         """Move a stored session to ``complete`` or ``expired`` (never back to ``open``)."""
-        s = self.t.sessions
         values: dict[str, Any] = {"status": status}
         if status == "complete":
             values["completed_at"] = utcnow()
         if subscription_id:
             values["subscription_id"] = subscription_id
-        self.session.execute(
-            update(s).where(s.c.id == session_id, s.c.status == "open").values(**values)
-        )
+        self._first(self.sql.mark_session(values), {"session_id": session_id, **_set(values)})
 
     # -- events ----------------------------------------------------------------------------
 
@@ -182,27 +198,20 @@ class Store:
         this waits for). With ``replay`` a processed event is claimed again.
         """
         now = utcnow()
-        stmt = (
-            self._insert(self.t.events)
-            .on_conflict_do_nothing(index_elements=["id"])
-            .returning(self.t.events.c.id)
-        )
-        inserted = self.session.execute(
-            stmt,
+        sql = self.sql
+        inserted = self._first(
+            sql.claim_event,
             {**row, "status": "processed", "attempts": 1, "received_at": now, "processed_at": now},
         )
-        if inserted.first() is not None:
+        if inserted is not None:
             return "new"
-        statuses = ["failed", "processed", "ignored"] if replay else ["failed"]
-        retried = self.session.execute(
-            self._retry_event, {"event_id": row["id"], "from_statuses": statuses, "now": now}
-        )
-        return "retry" if retried.first() is not None else "duplicate"
+        retry = sql.replay_event if replay else sql.retry_event
+        retried = self._first(retry, {"event_id": row["id"], "now": now})
+        return "retry" if retried is not None else "duplicate"
 
     def record_ignored(self, row: dict[str, Any], reason: str) -> None:
-        stmt = self._insert(self.t.events).on_conflict_do_nothing(index_elements=["id"])
-        self.session.execute(
-            stmt,
+        self._first(
+            self.sql.record_ignored,
             {
                 **row,
                 "status": "ignored",
@@ -214,15 +223,8 @@ class Store:
 
     def record_failure(self, row: dict[str, Any], error: str) -> None:
         """Store a failed attempt in its own transaction (the effects were rolled back)."""
-        e = self.t.events
-        stmt = self._insert(e)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["id"],
-            set_={"status": "failed", "attempts": e.c.attempts + 1, "last_error": error},
-            where=e.c.status != "processed",
-        )
-        self.session.execute(
-            stmt,
+        self._first(
+            self.sql.record_failure,
             {
                 **row,
                 "status": "failed",
@@ -235,7 +237,8 @@ class Store:
     # -- credits ---------------------------------------------------------------------------
 
     def credits(self, user_id: str) -> int:
-        return self.session.execute(self._balance, {"user_id": user_id}).scalar() or 0
+        row = self._first(self.sql.balance, {"user_id": user_id})
+        return (row[0] if row is not None else None) or 0
 
     def change_credits(
         self,
@@ -253,46 +256,46 @@ class Store:
         Returns ``None`` when ``dedup_key`` was applied before (the effect happens once).
         """
         now = utcnow()
-        ensure = self._insert(self.t.balances).on_conflict_do_nothing(index_elements=["user_id"])
-        self.session.execute(ensure, {"user_id": user_id, "credits": 0, "updated_at": now})
-        before: int = self.session.execute(
-            self._balance_for_update, {"user_id": user_id}
-        ).scalar_one()
+        sql = self.sql
+        # The balance row, made if new, locked until commit: its credits before the change.
+        locked = self._first(
+            sql.lock_balance, {"user_id": user_id, "credits": 0, "updated_at": now}
+        )
+        before: int = locked[0]
         after = before + delta if delta is not None else target
         assert after is not None
         if after < 0:
             raise InsufficientCredits(user_id, -(delta or 0), before)
-        ledger = self._insert(self.t.ledger).returning(self.t.ledger.c.id)
-        if dedup_key is not None:
-            ledger = ledger.on_conflict_do_nothing(index_elements=["dedup_key"])
-        written = self.session.execute(
-            ledger,
-            {
-                "user_id": user_id,
-                "delta": after - before,
-                "balance_after": after,
-                "reason": reason,
-                "stripe_object_id": stripe_object_id,
-                "dedup_key": dedup_key,
-                "memo": memo,
-                "created_at": now,
-            },
-        )
-        if written.first() is None:
+        entry = {
+            "user_id": user_id,
+            "delta": after - before,
+            "balance_after": after,
+            "reason": reason,
+            "stripe_object_id": stripe_object_id,
+            "dedup_key": dedup_key,
+            "memo": memo,
+            "created_at": now,
+        }
+        balance = {"uid": user_id, "new_credits": after, "now": now}
+        if sql.ledger_then_balance is not None:  # one round trip: the entry, then the balance
+            both = sql.ledger_then_balance[dedup_key is not None]
+            written = self._first(both, {**{f"l_{k}": v for k, v in entry.items()}, **balance})
+            return None if written is None else _change(entry, before)
+        ledger = sql.ledger_once if dedup_key is not None else sql.ledger_entry
+        if self._first(ledger, entry) is None:
             return None
-        self.session.execute(self._set_balance, {"uid": user_id, "new_credits": after, "now": now})
-        return CreditChange(user_id, before, after, reason, stripe_object_id)
+        self._first(sql.set_balance, balance)
+        return _change(entry, before)
 
     def spend(self, user_id: str, n: int, memo: str | None) -> CreditChange:
         """Take ``n`` credits in one conditional UPDATE: never below zero, never lost."""
         now = utcnow()
-        after = self.session.execute(
-            self._take_credits, {"uid": user_id, "n": n, "now": now}
-        ).scalar()
-        if after is None:
+        taken = self._first(self.sql.take_credits, {"uid": user_id, "n": n, "now": now})
+        if taken is None:
             raise InsufficientCredits(user_id, n, self.credits(user_id))
-        self.session.execute(
-            self.t.ledger.insert(),
+        after: int = taken[0]
+        self._first(
+            self.sql.spend_entry,
             {
                 "user_id": user_id,
                 "delta": -n,
@@ -319,9 +322,8 @@ class Store:
     def lock_subscription(self, sub_id: str, user_id: str) -> Row[Any]:
         """The subscription's row, created empty if new, locked until commit."""
         now = utcnow()
-        stmt = self._insert(self.t.subscriptions).on_conflict_do_nothing(index_elements=["id"])
-        self.session.execute(
-            stmt,
+        row = self._row(
+            self.sql.lock_subscription,
             {
                 "id": sub_id,
                 "user_id": user_id,
@@ -332,13 +334,12 @@ class Store:
                 "updated_at": now,
             },
         )
-        return self.session.execute(self._subscription_for_update, {"id": sub_id}).one()
+        assert row is not None  # the upsert returns the row, new or existing
+        return row
 
     def update_subscription(self, sub_id: str, values: dict[str, Any]) -> None:
-        s = self.t.subscriptions
-        self.session.execute(
-            update(s).where(s.c.id == sub_id).values(**values, updated_at=utcnow())
-        )
+        values = {**values, "updated_at": utcnow()}
+        self._first(self.sql.update_subscription(values), {"sub_id": sub_id, **_set(values)})
 
     def subscription(self, user_id: str) -> SubscriptionState | None:
         """The user's current subscription: a live one first, else the latest."""
@@ -356,18 +357,8 @@ class Store:
     def save_price(
         self, price_id: str, *, active: bool, recurring: bool, credits: int | None
     ) -> None:
-        stmt = self._insert(self.t.prices)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["id"],
-            set_={
-                "active": active,
-                "recurring": recurring,
-                "credits": credits,
-                "fetched_at": utcnow(),
-            },
-        )
-        self.session.execute(
-            stmt,
+        self._first(
+            self.sql.save_price,
             {
                 "id": price_id,
                 "active": active,
@@ -395,3 +386,284 @@ def subscription_state(row: Mapping[Any, Any]) -> SubscriptionState:
 
 def _bind(name: str) -> Any:
     return bindparam(name)
+
+
+def _set(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameters of a SET clause (named apart from the columns they set)."""
+    return {f"v_{k}": v for k, v in values.items()}
+
+
+def _change(entry: Mapping[str, Any], before: int) -> CreditChange:
+    return CreditChange(
+        entry["user_id"], before, entry["balance_after"], entry["reason"], entry["stripe_object_id"]
+    )
+
+
+def _plain(session: Session, conn: Connection) -> bool:
+    """Whether nothing observes or alters how SQLAlchemy would execute a statement here.
+
+    These are SQLAlchemy's own checks on its execution path: listeners of the session's
+    ``do_orm_execute``, of the engine or of the dialect, echo or SQL logging, execution
+    options (``schema_translate_map``...), and bind typing by ``setinputsizes``.
+    """
+    return not (
+        session.dispatch.do_orm_execute
+        or getattr(session, "execution_options", None)
+        or conn._has_events
+        or conn.engine._has_events
+        or conn.dialect._has_events
+        or conn._echo
+        or conn.get_execution_options()
+        or conn.dialect.bind_typing is BindTyping.SETINPUTSIZES
+    )
+
+
+class _Sql:
+    """A statement compiled once for a dialect, and how to bind its parameters."""
+
+    __slots__ = ("_binds", "_make_row", "_names", "_results", "returns_rows", "statement", "text")
+
+    def __init__(
+        self,
+        statement: Any,
+        dialect: Dialect,
+        column_keys: Iterable[str] | None = None,
+        columns: Sequence[Column[Any]] = (),
+    ) -> None:
+        compiled = statement.compile(
+            dialect=dialect, column_keys=list(column_keys) if column_keys is not None else None
+        )
+        if getattr(compiled, "escaped_bind_names", None):
+            raise RuntimeError("bind names needing escapes are not supported here")
+        by_name = {name: bind for bind, name in compiled.bind_names.items()}
+        positions = compiled.positiontup
+        names = list(positions) if positions is not None else list(by_name)
+        binds: list[tuple[str, Any, Callable[[Any], Any] | None]] = []
+        for name in names:
+            bind = by_name[name]
+            default = _REQUIRED if bind.required else bind.effective_value
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            binds.append((bind.key, default, processor))
+        self.statement = statement
+        self.text = compiled.string
+        self.returns_rows = bool(statement.is_select or len(statement.exported_columns))
+        self._binds = tuple(binds)
+        self._names = tuple(names) if positions is None else None
+        # The columns it returns, for rows made as SQLAlchemy makes them from the cursor's.
+        self._make_row = result_tuple([c.key for c in columns], [(c,) for c in columns])
+        self._results = tuple(
+            c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
+        )
+
+    def row(self, values: Sequence[Any]) -> Row[Any]:
+        """A ``Row`` of the returned ``columns`` from the cursor's ``values``."""
+        return self._make_row(
+            v if p is None or v is None else p(v)
+            for p, v in zip(self._results, values, strict=True)
+        )
+
+    def arguments(self, params: Mapping[str, Any]) -> Any:
+        """The DBAPI arguments for ``params``: processed as SQLAlchemy processes them."""
+        values = []
+        for key, default, processor in self._binds:
+            value = params[key] if default is _REQUIRED else params.get(key, default)
+            if processor is not None and value is not None:
+                value = processor(value)
+            values.append(value)
+        if self._names is not None:
+            return dict(zip(self._names, values, strict=True))
+        return tuple(values)
+
+
+class _Statements:
+    """Every statement of the hot paths, for one dialect, compiled once."""
+
+    def __init__(self, t: Tables, dialect: Dialect) -> None:
+        if dialect.name not in ("sqlite", "postgresql"):
+            raise RuntimeError(
+                f"flask-paxpar-checkout supports SQLite and PostgreSQL, not {dialect.name}"
+            )
+        self.t = t
+        self.dialect = dialect
+        dml: Any = postgresql if dialect.name == "postgresql" else sqlite
+        e, b, lg, s = t.events, t.balances, t.ledger, t.subscriptions
+        self._dml = dml
+        self._variants: dict[tuple[str, frozenset[str]], _Sql] = {}
+
+        self.customer_of = self._sql(
+            select(t.customers.c.stripe_customer_id).where(
+                t.customers.c.user_id == _bind("user_id")
+            )
+        )
+        self.user_of_customer = self._sql(
+            select(t.customers.c.user_id).where(
+                t.customers.c.stripe_customer_id == _bind("customer_id")
+            )
+        )
+        self.link_customer = self._sql(
+            dml.insert(t.customers).on_conflict_do_nothing(),
+            ("user_id", "stripe_customer_id", "email", "created_at"),
+        )
+        self.session_by_id = self._sql(
+            select(t.sessions).where(t.sessions.c.id == _bind("id")), columns=tuple(t.sessions.c)
+        )
+
+        self.claim_event = self._sql(
+            dml.insert(e).on_conflict_do_nothing(index_elements=["id"]).returning(e.c.id),
+            (*_EVENT_ROW, "status", "attempts", "received_at", "processed_at"),
+        )
+        self.retry_event = self._sql(_retry(e, ("failed",)))
+        self.replay_event = self._sql(_retry(e, ("failed", "processed", "ignored")))
+        self.record_ignored = self._sql(
+            dml.insert(e).on_conflict_do_nothing(index_elements=["id"]),
+            (*_EVENT_ROW, "status", "reason", "attempts", "received_at"),
+        )
+        failure = dml.insert(e)
+        self.record_failure = self._sql(
+            failure.on_conflict_do_update(
+                index_elements=["id"],
+                set_={
+                    "status": "failed",
+                    "attempts": e.c.attempts + 1,
+                    "last_error": failure.excluded.last_error,
+                },
+                where=e.c.status != "processed",
+            ),
+            (*_EVENT_ROW, "status", "attempts", "last_error", "received_at"),
+        )
+
+        self.balance = self._sql(select(b.c.credits).where(b.c.user_id == _bind("user_id")))
+        # Made if new, else locked as it is (a no-op update): one statement for both.
+        self.lock_balance = self._sql(
+            dml.insert(b)
+            .on_conflict_do_update(index_elements=["user_id"], set_={"credits": b.c.credits})
+            .returning(b.c.credits),
+            ("user_id", "credits", "updated_at"),
+        )
+        self.set_balance = self._sql(_set_balance(b))
+        self.take_credits = self._sql(
+            update(b)
+            .where(b.c.user_id == _bind("uid"), b.c.credits >= _bind("n"))
+            .values(credits=b.c.credits - _bind("n"), updated_at=_bind("now"))
+            .returning(b.c.credits)
+        )
+        self.ledger_entry = self._sql(insert(lg).returning(lg.c.id), _LEDGER_ROW)
+        self.ledger_once = self._sql(
+            dml.insert(lg).on_conflict_do_nothing(index_elements=["dedup_key"]).returning(lg.c.id),
+            _LEDGER_ROW,
+        )
+        self.spend_entry = self._sql(
+            insert(lg), ("user_id", "delta", "balance_after", "reason", "memo", "created_at")
+        )
+        # PostgreSQL: the ledger entry and the balance it leads to in one round trip; the
+        # balance changes only if the entry was written (not a duplicate of its dedup_key).
+        self.ledger_then_balance: tuple[_Sql, _Sql] | None = None
+        if dialect.name == "postgresql":
+            self.ledger_then_balance = (
+                self._sql(_ledger_then_balance(lg, b, once=False)),
+                self._sql(_ledger_then_balance(lg, b, once=True)),
+            )
+
+        # Made empty if new, else locked as it is (a no-op update), and returned either way.
+        self.lock_subscription = self._sql(
+            dml.insert(s)
+            .on_conflict_do_update(index_elements=["id"], set_={"status_at": s.c.status_at})
+            .returning(*s.c),
+            (
+                "id",
+                "user_id",
+                "status",
+                "cancel_at_period_end",
+                "status_at",
+                "created_at",
+                "updated_at",
+            ),
+            tuple(s.c),
+        )
+        price = dml.insert(t.prices)
+        self.save_price = self._sql(
+            price.on_conflict_do_update(
+                index_elements=["id"],
+                set_={
+                    k: getattr(price.excluded, k)
+                    for k in ("active", "recurring", "credits", "fetched_at")
+                },
+            ),
+            ("id", "active", "recurring", "credits", "fetched_at"),
+        )
+
+    def _sql(
+        self,
+        statement: Any,
+        column_keys: Iterable[str] | None = None,
+        columns: Sequence[Column[Any]] = (),
+    ) -> _Sql:
+        return _Sql(statement, self.dialect, column_keys, columns)
+
+    def add_session(self, values: Mapping[str, Any]) -> _Sql:
+        """The INSERT of a checkout session with these columns."""
+        return self._variant(
+            "add_session", values, lambda: self._sql(insert(self.t.sessions), values)
+        )
+
+    def mark_session(self, values: Mapping[str, Any]) -> _Sql:
+        """The UPDATE of an open session's ``values`` (bound as ``v_<column>``)."""
+        s = self.t.sessions
+        return self._variant(
+            "mark_session",
+            values,
+            lambda: self._sql(
+                update(s)
+                .where(s.c.id == _bind("session_id"), s.c.status == "open")
+                .values({k: _bind(f"v_{k}") for k in values})
+            ),
+        )
+
+    def update_subscription(self, values: Mapping[str, Any]) -> _Sql:
+        """The UPDATE of a subscription's ``values`` (bound as ``v_<column>``)."""
+        s = self.t.subscriptions
+        return self._variant(
+            "update_subscription",
+            values,
+            lambda: self._sql(
+                update(s)
+                .where(s.c.id == _bind("sub_id"))
+                .values({k: _bind(f"v_{k}") for k in values})
+            ),
+        )
+
+    def _variant(self, name: str, values: Mapping[str, Any], build: Callable[[], _Sql]) -> _Sql:
+        key = (name, frozenset(values))
+        found = self._variants.get(key)
+        if found is None:
+            found = self._variants[key] = build()
+        return found
+
+
+def _retry(e: Table, statuses: tuple[str, ...]) -> Executable:
+    """Claim an event again if its status is one of ``statuses``."""
+    return (
+        update(e)
+        .where(e.c.id == _bind("event_id"), e.c.status.in_([literal(s) for s in statuses]))
+        .values(status="processed", attempts=e.c.attempts + 1, processed_at=_bind("now"))
+        .returning(e.c.id)
+    )
+
+
+def _set_balance(b: Table) -> Any:
+    return (
+        update(b)
+        .where(b.c.user_id == _bind("uid"))
+        .values(credits=_bind("new_credits"), updated_at=_bind("now"))
+    )
+
+
+def _ledger_then_balance(lg: Table, b: Table, *, once: bool) -> Any:
+    """PostgreSQL: the ledger entry, then the balance it leads to if the entry was written."""
+    entry: Any = postgresql.insert(lg).values({k: _bind(f"l_{k}") for k in _LEDGER_ROW})
+    if once:
+        entry = entry.on_conflict_do_nothing(index_elements=["dedup_key"])
+    written = entry.returning(lg.c.id).cte("entry")
+    return (
+        _set_balance(b).where(exists(select(written.c.id))).returning(b.c.credits).add_cte(written)
+    )
