@@ -529,3 +529,32 @@ def test_credit_ledger_never_drifts_from_the_balance(
     assert current_state().store.ledger_total("4") == 96
     balances = [e["balance_after"] for e in reversed(checkout.ledger(4))]
     assert balances == [30, 25, 100, 93, 96]
+
+
+def test_observed_engines_take_sqlalchemys_path_with_the_same_effects(
+    deliver: Deliver, checkout: PaxparCheckout, events: EventBuilder, db: Any
+) -> None:
+    """With a listener on the engine (tracing, query recording), every statement goes through
+    SQLAlchemy's execution, where the listener sees it; the effects are the same."""
+    from sqlalchemy import event as sa_event
+
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    sa_event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        purchase = events.checkout_session_completed(user_id="11", qty=9)
+        assert deliver(purchase).get_json()["status"] == "processed"
+        assert deliver(purchase).get_json()["status"] == "duplicate"
+        deliver(events.invoice_paid(user_id="11", subscription_id="sub_11", price_id=PRICE_PRO))
+        checkout.spend_credits(11, 20)
+    finally:
+        sa_event.remove(db.engine, "before_cursor_execute", record)
+    assert any("paxpar_checkout_events" in s for s in seen)
+    assert any("paxpar_checkout_credit_ledger" in s for s in seen)
+    assert checkout.credits(11) == 480
+    assert [e["reason"] for e in checkout.ledger(11)] == ["spend", "subscription_reset", "purchase"]
+    sub = checkout.subscription(11)
+    assert sub is not None and (sub.status, sub.price_id) == ("active", PRICE_PRO)
