@@ -104,7 +104,7 @@ def on_invoice_paid(event: dict[str, Any]) -> None:
         return
     row, user_id = found
     sub_id = row.id
-    if row.status in TERMINAL and row.status_at > 0:
+    if _ended(row):
         log.info("invoice %s paid for ended subscription %s: no effect", invoice["id"], sub_id)
         return
     price, period_end = invoice_line(invoice)
@@ -161,7 +161,7 @@ def on_invoice_payment_failed(event: dict[str, Any]) -> None:
     sub_id = row.id
     created = int(invoice.get("created") or event["created"])
     stale = (
-        (row.status in TERMINAL and row.status_at > 0)
+        _ended(row)
         or created < (row.last_paid_invoice_created or 0)
         or event["created"] < row.status_at
     )
@@ -185,7 +185,7 @@ def on_subscription_updated(event: dict[str, Any]) -> None:
     if user_id is None:
         return
     row = state.store.lock_subscription(sub["id"], user_id)
-    if (row.status in TERMINAL and row.status_at > 0) or event["created"] < row.status_at:
+    if _ended(row) or event["created"] < row.status_at:
         log.info("event %s is older than subscription %s's record", event["id"], sub["id"])
         return
     status = "canceled" if event["type"] == "customer.subscription.deleted" else sub["status"]
@@ -227,6 +227,11 @@ def credits_per_period(state: CheckoutState, price_id: str | None) -> int | None
         return state.config.prices.get(price_id)
     row = state.store.price(price_id)
     return row.credits if row is not None else None
+
+
+def _ended(row: Any) -> bool:
+    """A subscription known to have ended: no later event may revive it."""
+    return row.status in TERMINAL and row.status_at > 0
 
 
 def _locked_subscription_of(
