@@ -93,7 +93,7 @@ def invoice_subscription(invoice: dict[str, Any]) -> str | None:
     subscription = details.get("subscription") if isinstance(details, dict) else None
     if subscription is None:
         subscription = invoice.get("subscription")
-    return _id(subscription)
+    return object_id(subscription)
 
 
 def invoice_line(invoice: dict[str, Any]) -> tuple[str | None, int | None]:
@@ -105,14 +105,14 @@ def invoice_line(invoice: dict[str, Any]) -> tuple[str | None, int | None]:
     for line in data:
         if not isinstance(line, dict):
             continue
-        price = _id(line.get("price"))  # before API 2025-03-31: a price object
+        price = object_id(line.get("price"))  # before API 2025-03-31: a price object
         if price is None:
             pricing = line.get("pricing")
             details = pricing.get("price_details") if isinstance(pricing, dict) else None
-            price = _id(details.get("price")) if isinstance(details, dict) else None
+            price = object_id(details.get("price")) if isinstance(details, dict) else None
         if price is None:
             plan = line.get("plan")
-            price = _id(plan)
+            price = object_id(plan)
         period = line.get("period")
         end = period.get("end") if isinstance(period, dict) else None
         if price is not None:
@@ -129,7 +129,7 @@ def subscription_price_and_period_end(sub: dict[str, Any]) -> tuple[str | None, 
     end = sub.get("current_period_end")
     if isinstance(data, list) and data and isinstance(data[0], dict):
         item = data[0]
-        price = _id(item.get("price")) or _id(item.get("plan"))
+        price = object_id(item.get("price")) or object_id(item.get("plan"))
         if not isinstance(end, int):
             end = item.get("current_period_end")
     return price, end if isinstance(end, int) else None
@@ -147,10 +147,6 @@ def metadata_credits(price: dict[str, Any]) -> int | None:
 
 def object_id(value: Any) -> str | None:
     """The id of an expandable field: a string id, or an object with an ``id``."""
-    return _id(value)
-
-
-def _id(value: Any) -> str | None:
     if isinstance(value, str) and value:
         return value
     if isinstance(value, dict) and isinstance(value.get("id"), str):
