@@ -99,6 +99,13 @@ class Dispatcher:
 
     def process(self, event: Event, payload_text: str, *, replay: bool = False) -> Outcome:
         """Record ``event`` and run its handlers in one transaction."""
+        if event.fqdn is not None and event.fqdn.lower() != self.config.fqdn:
+            # Not stored: another instance's customers have no place in this database, and
+            # there is nothing to deduplicate where nothing happens.
+            foreign = f"another instance's event ({event.fqdn})"
+            log.debug("Ignored event %s of another instance (%s)", event.id, event.fqdn)
+            _send(signals.webhook_ignored, event=event.payload, reason=foreign)
+            return Outcome("ignored", event.id, foreign)
         row = {
             "id": event.id,
             "type": event.type,
@@ -130,11 +137,8 @@ class Dispatcher:
         return Outcome("processed", event.id)
 
     def _reason_to_ignore(self, event: Event) -> str | None:
-        if event.fqdn is None:
-            if not self.config.accept_untagged_events:
-                return "untagged: the object carries no paxpar_fqdn metadata"
-        elif event.fqdn.lower() != self.config.fqdn:
-            return f"another instance's event ({event.fqdn})"
+        if event.fqdn is None and not self.config.accept_untagged_events:
+            return "untagged: the object carries no paxpar_fqdn metadata"
         if not self.handlers.get(event.type):
             return f"no handler for {event.type}"
         return None

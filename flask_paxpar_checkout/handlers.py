@@ -48,8 +48,8 @@ def fulfil_checkout_session(obj: dict[str, Any], *, at: int) -> None:
         log.warning("Checkout Session %s names no user; nothing to fulfil", session_id)
         return
     customer = object_id(obj.get("customer"))
-    if customer:
-        store.link_customer(user_id, customer)
+    if customer and (stored is None or stored.customer_id != customer):
+        store.link_customer(user_id, customer)  # else linked when the session was made
 
     if obj.get("mode") == "payment":
         if obj.get("payment_status") != "paid":

@@ -56,6 +56,7 @@ _LEDGER_ROW = (
     "created_at",
 )
 _REQUIRED = object()
+_PLAIN_CURSOR = "paxpar_checkout.plain_cursor"  # in session.info: (transaction, cursor)
 
 
 def utcnow() -> datetime:
@@ -122,20 +123,33 @@ class Store:
     def _first(self, sql: _Sql, params: Mapping[str, Any]) -> Any:
         """Run ``sql`` in the session's transaction; its first row, if it returns rows."""
         session: Session = self.db.session()
-        conn = session.connection()
-        if not _plain(session, conn):
+        plain = self._plain_cursor(session)
+        if plain is None:
             result = session.execute(sql.statement, params)
             return result.first() if getattr(result, "returns_rows", True) else None
+        conn, cursor = plain
         session._autoflush()  # what session.execute does before a Core statement
         args = sql.arguments(params)
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(sql.text, args)
             return cursor.fetchone() if sql.returns_rows else None
         except BaseException as exc:  # wrapped, logged and invalidated as SQLAlchemy does
+            session.info.pop(_PLAIN_CURSOR, None)
             conn._handle_dbapi_exception(exc, sql.text, args, cursor, None)
-        finally:
-            cursor.close()
+
+    def _plain_cursor(self, session: Session) -> tuple[Connection, Any] | None:
+        """The DBAPI cursor of the session's connection, kept for the rest of its
+        transaction, if nothing observes SQLAlchemy's execution there; else ``None``."""
+        transaction = session.get_transaction()
+        kept = session.info.get(_PLAIN_CURSOR)
+        if kept is not None and kept[0] is transaction is not None and transaction.is_active:
+            return kept[1]  # type: ignore[no-any-return]
+        conn = session.connection()
+        plain = None
+        if _plain(session, conn):
+            plain = (conn, conn.connection.dbapi_connection.cursor())  # type: ignore[union-attr]
+        session.info[_PLAIN_CURSOR] = (session.get_transaction(), plain)
+        return plain
 
     def _row(self, sql: _Sql, params: Mapping[str, Any]) -> Row[Any] | None:
         """The first row of ``sql`` as SQLAlchemy returns it (a ``Row``, types processed)."""

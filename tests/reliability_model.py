@@ -45,7 +45,8 @@ class Expected:
     customers: dict[str, str] = field(default_factory=dict)  # user -> first Stripe customer
     subscriptions: dict[str, SubscriptionModel] = field(default_factory=dict)
     processed: set[str] = field(default_factory=set)  # event ids run by the handlers
-    ignored: set[str] = field(default_factory=set)  # event ids recorded as ignored
+    ignored: set[str] = field(default_factory=set)  # event ids answered "ignored"
+    recorded_ignored: set[str] = field(default_factory=set)  # of those, the ones stored
 
 
 @dataclass
@@ -53,6 +54,7 @@ class Story:
     events: list[dict[str, Any]]
     foreign: set[str]  # ids of events that this instance must ignore
     users: list[str]
+    untagged: set[str]  # of those, the ones with no instance tag (stored as ignored)
 
 
 def story(
@@ -79,6 +81,7 @@ def story(
         builder = EventBuilder(fqdn=fqdn, era=rng.choice(ERAS))
         events += _subscription(rng, builder, user, prices, start + n * 11)
     others: set[str] = set()
+    untagged: set[str] = set()
     for n in range(foreign):
         user = str(1000 + n % max(buyers, 1))
         if n % 2:
@@ -93,9 +96,10 @@ def story(
                 created=start + n,
                 tagged=False,
             )
+            untagged.add(event["id"])
         others.add(event["id"])
         events.append(event)
-    return Story(events, others, users)
+    return Story(events, others, users, untagged)
 
 
 def _purchases(rng: random.Random, b: EventBuilder, user: str, t: int) -> list[dict[str, Any]]:
@@ -219,6 +223,8 @@ def expected_state(s: Story, *, prices: dict[str, int], zero_on_cancel: bool) ->
     for event in ordered:
         if event["id"] in s.foreign:
             exp.ignored.add(event["id"])
+            if event["id"] in s.untagged:
+                exp.recorded_ignored.add(event["id"])
             continue
         exp.processed.add(event["id"])
         obj = event["data"]["object"]

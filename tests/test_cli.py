@@ -26,7 +26,7 @@ def test_list_show_and_filters(app: Flask, deliver: Callable[..., Any]) -> None:
     events = EventBuilder(fqdn=FQDN)
     paid = events.invoice_paid(user_id="1", subscription_id="sub_1", price_id=PRICE_BASIC)
     deliver(paid)
-    deliver(EventBuilder(fqdn="prod.paxpar.tech").checkout_session_completed(user_id="1"))
+    deliver(events.event("charge.refunded", {"object": "charge", "id": "ch_1", "metadata": {}}))
 
     listed = run(app, "list")
     assert listed.exit_code == 0
