@@ -41,7 +41,15 @@ def fulfil_checkout_session(obj: dict[str, Any], *, at: int) -> None:
     state = current_state()
     store = state.store
     session_id: str = obj["id"]
-    stored = store.checkout_session(session_id)
+    mode = obj.get("mode")
+    sub_id = object_id(obj.get("subscription")) if mode == "subscription" else None
+    completes = mode == "subscription" or (
+        mode == "payment" and obj.get("payment_status") == "paid"
+    )
+    # An open stored session is marked complete by the statement that reads it.
+    stored = store.mark_session(session_id, "complete", sub_id) if completes else None
+    if stored is None:
+        stored = store.checkout_session(session_id)
     tags = instance_tags(obj)
     user_id = stored.user_id if stored else (tags.get(USER_KEY) or obj.get("client_reference_id"))
     if not user_id:
@@ -51,8 +59,8 @@ def fulfil_checkout_session(obj: dict[str, Any], *, at: int) -> None:
     if customer and (stored is None or stored.customer_id != customer):
         store.link_customer(user_id, customer)  # else linked when the session was made
 
-    if obj.get("mode") == "payment":
-        if obj.get("payment_status") != "paid":
+    if mode == "payment":
+        if not completes:
             return  # a delayed payment method: async_payment_succeeded will say when it is paid
         qty = stored.qty if stored else _int(tags.get(QTY_KEY))
         if qty and state.config.credits_enabled:
@@ -65,14 +73,10 @@ def fulfil_checkout_session(obj: dict[str, Any], *, at: int) -> None:
                     stripe_object_id=session_id,
                 )
             )
-        store.mark_session(session_id, "complete")
-    elif obj.get("mode") == "subscription":
-        sub_id = object_id(obj.get("subscription"))
-        if sub_id:
-            price = stored.price_id if stored else tags.get("paxpar_price_id")
-            paid = obj.get("payment_status") in ("paid", "no_payment_required")
-            _start_subscription(state, sub_id, user_id, customer, price, paid, at)
-        store.mark_session(session_id, "complete", sub_id)
+    elif mode == "subscription" and sub_id:
+        price = stored.price_id if stored else tags.get("paxpar_price_id")
+        paid = obj.get("payment_status") in ("paid", "no_payment_required")
+        _start_subscription(state, sub_id, user_id, customer, price, paid, at)
 
 
 def _start_subscription(

@@ -42,9 +42,10 @@ from sqlalchemy.sql import Executable
 from .errors import InsufficientCredits
 from .models import Tables
 
-Claim = Literal["new", "retry", "duplicate"]
+Claim = Literal["claimed", "duplicate"]
 TERMINAL = frozenset({"canceled", "incomplete_expired"})
 _EVENT_ROW = ("id", "type", "fqdn", "api_version", "created", "livemode", "payload")
+_CLAIM_ROW = (*_EVENT_ROW, "status", "attempts", "received_at", "processed_at")
 _LEDGER_ROW = (
     "user_id",
     "delta",
@@ -193,35 +194,31 @@ class Store:
 
     def mark_session(
         self, session_id: str, status: str, subscription_id: str | None = None
-    ) -> None:
-        """Move a stored session to ``complete`` or ``expired`` (never back to ``open``)."""
+    ) -> Row[Any] | None:
+        """Move an open stored session to ``complete`` or ``expired`` (never back to
+        ``open``); its row as updated, or ``None`` if it is not stored or no longer open."""
         values: dict[str, Any] = {"status": status}
         if status == "complete":
             values["completed_at"] = utcnow()
         if subscription_id:
             values["subscription_id"] = subscription_id
-        self._first(self.sql.mark_session(values), {"session_id": session_id, **_set(values)})
+        return self._row(self.sql.mark_session(values), {"session_id": session_id, **_set(values)})
 
     # -- events ----------------------------------------------------------------------------
 
     def claim_event(self, row: dict[str, Any], *, replay: bool = False) -> Claim:
         """Record an event as processed, first statement of its transaction.
 
-        ``new``: first delivery; ``retry``: it had failed before; ``duplicate``: it was
+        ``claimed``: first delivery, or one that had failed before; ``duplicate``: it was
         processed already (or is being processed by a concurrent delivery, whose commit
-        this waits for). With ``replay`` a processed event is claimed again.
+        this waits for). With ``replay`` a processed or ignored event is claimed again.
         """
         now = utcnow()
-        sql = self.sql
-        inserted = self._first(
-            sql.claim_event,
+        claimed = self._first(
+            self.sql.replay_event if replay else self.sql.claim_event,
             {**row, "status": "processed", "attempts": 1, "received_at": now, "processed_at": now},
         )
-        if inserted is not None:
-            return "new"
-        retry = sql.replay_event if replay else sql.retry_event
-        retried = self._first(retry, {"event_id": row["id"], "now": now})
-        return "retry" if retried is not None else "duplicate"
+        return "duplicate" if claimed is None else "claimed"
 
     def record_ignored(self, row: dict[str, Any], reason: str) -> None:
         self._first(
@@ -522,12 +519,10 @@ class _Statements:
             select(t.sessions).where(t.sessions.c.id == _bind("id")), columns=tuple(t.sessions.c)
         )
 
-        self.claim_event = self._sql(
-            dml.insert(e).on_conflict_do_nothing(index_elements=["id"]).returning(e.c.id),
-            (*_EVENT_ROW, "status", "attempts", "received_at", "processed_at"),
+        self.claim_event = self._sql(_claim(dml, e, ("failed",)), _CLAIM_ROW)
+        self.replay_event = self._sql(
+            _claim(dml, e, ("failed", "processed", "ignored")), _CLAIM_ROW
         )
-        self.retry_event = self._sql(_retry(e, ("failed",)))
-        self.replay_event = self._sql(_retry(e, ("failed", "processed", "ignored")))
         self.record_ignored = self._sql(
             dml.insert(e).on_conflict_do_nothing(index_elements=["id"]),
             (*_EVENT_ROW, "status", "reason", "attempts", "received_at"),
@@ -630,6 +625,8 @@ class _Statements:
                 update(s)
                 .where(s.c.id == _bind("session_id"), s.c.status == "open")
                 .values({k: _bind(f"v_{k}") for k in values})
+                .returning(*s.c),
+                columns=tuple(s.c),
             ),
         )
 
@@ -654,14 +651,19 @@ class _Statements:
         return found
 
 
-def _retry(e: Table, statuses: tuple[str, ...]) -> Executable:
-    """Claim an event again if its status is one of ``statuses``."""
-    return (
-        update(e)
-        .where(e.c.id == _bind("event_id"), e.c.status.in_([literal(s) for s in statuses]))
-        .values(status="processed", attempts=e.c.attempts + 1, processed_at=_bind("now"))
-        .returning(e.c.id)
-    )
+def _claim(dml: Any, e: Table, again: tuple[str, ...]) -> Executable:
+    """Insert an event as processed, or claim it again if its status is one of ``again``;
+    its id if claimed, no row if it is a duplicate."""
+    stmt = dml.insert(e)
+    return stmt.on_conflict_do_update(  # type: ignore[no-any-return]
+        index_elements=["id"],
+        set_={
+            "status": "processed",
+            "attempts": e.c.attempts + 1,
+            "processed_at": stmt.excluded.processed_at,
+        },
+        where=e.c.status.in_([literal(s) for s in again]),
+    ).returning(e.c.id)
 
 
 def _set_balance(b: Table) -> Any:
