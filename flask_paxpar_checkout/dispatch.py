@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -58,17 +58,14 @@ def defer(signal: Signal, **kwargs: Any) -> None:
 
 
 @contextmanager
-def unit_of_work(store: Store) -> Iterator[None]:
-    """One transaction: commit on success, roll back on error; deferred signals go after
-    the commit, and are dropped with a rollback."""
+def unit_of_work(store: Store, *, own: bool = False) -> Iterator[None]:
+    """One transaction (``Store.transaction``): commit on success, roll back on error;
+    deferred signals go after the commit, and are dropped with a rollback."""
     pending: list[tuple[Signal, dict[str, Any]]] = []
     token = _outbox.set(pending)
     try:
-        yield
-        store.session.commit()
-    except BaseException:
-        store.session.rollback()
-        raise
+        with store.transaction(own=own):
+            yield
     finally:
         _outbox.reset(token)
     for signal, kwargs in pending:
@@ -83,10 +80,12 @@ class Dispatcher:
         config: CheckoutConfig,
         store: Store,
         handlers: Mapping[str, Sequence[Handler]],
+        builtins: Collection[Handler] = (),
     ) -> None:
         self.config = config
         self.store = store
         self.handlers = handlers  # the extension's live registry
+        self.builtins = frozenset(builtins)
 
     def receive(self, body: bytes, signature: str | None) -> Outcome:
         """Handle one delivery; ``InvalidWebhook`` (400) before anything is recorded."""
@@ -115,20 +114,22 @@ class Dispatcher:
             "livemode": event.livemode,
             "payload": payload_text,
         }
-        session = self.store.session
         reason = self._reason_to_ignore(event)
         if reason is not None:
-            self.store.record_ignored(row, reason)
-            session.commit()
+            with self.store.transaction(own=True):
+                self.store.record_ignored(row, reason)
             _send(signals.webhook_ignored, event=event.payload, reason=reason)
             return Outcome("ignored", event.id, reason)
 
+        chain = self.handlers[event.type]
+        # A host handler writes through db.session: the event is then that transaction's.
+        plugin_only = self.builtins.issuperset(chain)
         try:
-            with unit_of_work(self.store):
+            with unit_of_work(self.store, own=plugin_only):
                 claim = self.store.claim_event(row, replay=replay)
                 if claim == "duplicate":
                     return Outcome("duplicate", event.id)
-                for handler in self.handlers[event.type]:
+                for handler in chain:
                     handler(event.payload)
         except Exception as exc:
             self._record_failure(row, event.payload, exc)
@@ -155,10 +156,9 @@ class Dispatcher:
             cause,
         )
         try:
-            self.store.record_failure(row, error)
-            self.store.session.commit()
+            with self.store.transaction(own=True):
+                self.store.record_failure(row, error)
         except Exception:  # the database itself may be what failed; Stripe will retry
-            self.store.session.rollback()
             log.exception("Could not record the failure of event %s", row["id"])
         _send(signals.webhook_failed, event=payload, error=exc)
 

@@ -59,7 +59,7 @@ class PaxparCheckout:
             store=store,
             gateway=gateway,
             sessions=SessionFactory(config, gateway, store),
-            dispatcher=Dispatcher(config, store, self.handlers),
+            dispatcher=Dispatcher(config, store, self.handlers, BUILTIN_HANDLERS.values()),
             session_query=session_query(config),
             portal_query=redirect_query(config, "/"),
         )

@@ -2,19 +2,17 @@
 below zero, a subscription record that an older event never rolls back.
 
 Statements are built and compiled once per dialect; each call only binds parameters.
-Everything runs in the host's ``db.session`` transaction, so a webhook's effects, the host
-handlers' writes and the event's "processed" mark commit or roll back together.
-
-When nothing observes SQLAlchemy's execution of a statement (no engine, dialect or
-``do_orm_execute`` listener, no echo, no execution option), its compiled SQL goes straight
-to the DBAPI cursor of the session's connection: the same SQL, the same processed
-parameters, the same transaction and errors, without SQLAlchemy's per-statement cost (most
-of the webhook's time otherwise). Anything observed takes SQLAlchemy's usual way.
+Everything runs in one transaction: the host's ``db.session`` one, so that the host
+handlers' writes and the event's "processed" mark commit or roll back together, or, for an
+event no host handler sees, one of the plugin's own (``execution``). Unobserved, the
+compiled SQL goes straight to the DBAPI cursor: the same SQL, processed parameters,
+transaction and errors, without SQLAlchemy's per-statement cost.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -35,11 +33,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.engine.interfaces import BindTyping
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable
 
 from .errors import InsufficientCredits
+from .execution import current_own_transaction, engine_observed, own_transaction, session_observed
 from .models import Tables
 
 Claim = Literal["claimed", "duplicate"]
@@ -108,7 +106,6 @@ class Store:
             .where(t.subscriptions.c.user_id == _bind("user_id"))
             .order_by(t.subscriptions.c.status_at.desc())
         )
-        self._price = select(t.prices).where(t.prices.c.id == _bind("id"))
 
     @property
     def session(self) -> Session:
@@ -121,8 +118,37 @@ class Store:
             self._sql = _Statements(self.t, self.db.engine.dialect)
         return self._sql
 
+    @contextmanager
+    def transaction(self, *, own: bool = False) -> Iterator[None]:
+        """One transaction around the block, committed at its end, rolled back on error.
+
+        With ``own``, the plugin's own transaction (see ``execution``) when nothing observes
+        SQLAlchemy's execution and the host's session holds no transaction of this
+        request; else, and by default, the host's ``db.session`` transaction.
+        """
+        if own and self._may_run_own():
+            with own_transaction(self.db.engine):
+                yield
+            return
+        session = self.session
+        try:
+            yield
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+    def _may_run_own(self) -> bool:
+        scoped = self.db.session
+        if scoped.registry.has() and scoped().in_transaction():
+            return False  # the request's session is at work: join it, never beside it
+        return not engine_observed(self.db.engine)
+
     def _first(self, sql: _Sql, params: Mapping[str, Any]) -> Any:
-        """Run ``sql`` in the session's transaction; its first row, if it returns rows."""
+        """Run ``sql`` in the current transaction; its first row, if it returns rows."""
+        own = current_own_transaction()
+        if own is not None:
+            return own.execute(sql.text, sql.arguments(params), sql.returns_rows)
         session: Session = self.db.session()
         plain = self._plain_cursor(session)
         if plain is None:
@@ -147,7 +173,7 @@ class Store:
             return kept[1]  # type: ignore[no-any-return]
         conn = session.connection()
         plain = None
-        if _plain(session, conn):
+        if not session_observed(session, conn):
             plain = (conn, conn.connection.dbapi_connection.cursor())  # type: ignore[union-attr]
         session.info[_PLAIN_CURSOR] = (session.get_transaction(), plain)
         return plain
@@ -363,7 +389,7 @@ class Store:
     # -- prices ----------------------------------------------------------------------------
 
     def price(self, price_id: str) -> Row[Any] | None:
-        return self.session.execute(self._price, {"id": price_id}).first()
+        return self._row(self.sql.price, {"id": price_id})
 
     def save_price(
         self, price_id: str, *, active: bool, recurring: bool, credits: int | None
@@ -407,25 +433,6 @@ def _set(values: Mapping[str, Any]) -> dict[str, Any]:
 def _change(entry: Mapping[str, Any], before: int) -> CreditChange:
     return CreditChange(
         entry["user_id"], before, entry["balance_after"], entry["reason"], entry["stripe_object_id"]
-    )
-
-
-def _plain(session: Session, conn: Connection) -> bool:
-    """Whether nothing observes or alters how SQLAlchemy would execute a statement here.
-
-    These are SQLAlchemy's own checks on its execution path: listeners of the session's
-    ``do_orm_execute``, of the engine or of the dialect, echo or SQL logging, execution
-    options (``schema_translate_map``...), and bind typing by ``setinputsizes``.
-    """
-    return not (
-        session.dispatch.do_orm_execute
-        or getattr(session, "execution_options", None)
-        or conn._has_events
-        or conn.engine._has_events
-        or conn.dialect._has_events
-        or conn._echo
-        or conn.get_execution_options()
-        or conn.dialect.bind_typing is BindTyping.SETINPUTSIZES
     )
 
 
@@ -588,6 +595,9 @@ class _Statements:
                 "updated_at",
             ),
             tuple(s.c),
+        )
+        self.price = self._sql(
+            select(t.prices).where(t.prices.c.id == _bind("id")), columns=tuple(t.prices.c)
         )
         price = dml.insert(t.prices)
         self.save_price = self._sql(

@@ -148,11 +148,16 @@ def events(request: pytest.FixtureRequest) -> EventBuilder:
 
 
 @pytest.fixture
-def deliver(client: FlaskClient) -> Callable[..., Any]:
-    """POST an event to the webhook, signed as Stripe signs it."""
+def deliver(client: FlaskClient, db: SQLAlchemy) -> Callable[..., Any]:
+    """POST an event to the webhook, signed as Stripe signs it.
+
+    The request shares the test's app context, hence its session: that session's reads are
+    ended first, as a server's request starts with a session of its own that holds nothing.
+    """
 
     def post(event: dict[str, Any], *, secret: str = WEBHOOK_SECRET, **kw: Any) -> Any:
         body, headers = signed(event, secret, **kw)
+        db.session.commit()
         return client.post("/api/checkout/webhook", data=body, headers=headers)
 
     return post

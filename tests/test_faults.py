@@ -24,6 +24,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError
 
 from flask_paxpar_checkout import PaxparCheckout
+from flask_paxpar_checkout.handlers import BUILTIN_HANDLERS
 from flask_paxpar_checkout.state import current_state
 from flask_paxpar_checkout.testing import EventBuilder, StripeStub, signed
 
@@ -109,6 +110,16 @@ def test_database_unreachable_is_a_5xx_then_the_redelivery_is_processed_once(
     assert post(client, body, headers).get_json()["status"] == "duplicate"
     assert checkout.credits(4) == 9
     assert event_rows(db) == {event["id"]: ("processed", 1)}
+
+
+@pytest.fixture(params=["own", "host-session"])
+def transaction(request: pytest.FixtureRequest, checkout: PaxparCheckout) -> str:
+    """The transaction an event runs in: the plugin's own when only the built-in handlers
+    handle it, the host's ``db.session`` one when a host handler is registered too."""
+    if request.param == "host-session":
+        for kind in BUILTIN_HANDLERS:
+            checkout.webhook_handler(kind)(lambda event: None)
+    return str(request.param)
 
 
 @dataclass
@@ -218,6 +229,7 @@ WRITE_FAULTS: list[tuple[Scenario, str]] = [
     ("scenario", "table"), WRITE_FAULTS, ids=[f"{s.__name__}-{t}" for s, t in WRITE_FAULTS]
 )
 def test_a_write_failing_mid_transaction_leaves_no_partial_effect(
+    transaction: str,
     db: SQLAlchemy,
     client: FlaskClient,
     stripe: StripeStub,
@@ -247,6 +259,7 @@ def test_a_write_failing_mid_transaction_leaves_no_partial_effect(
 
 
 def test_the_event_record_failing_too_leaves_nothing_then_the_redelivery_works(
+    transaction: str,
     db: SQLAlchemy,
     client: FlaskClient,
     stripe: StripeStub,
@@ -271,6 +284,7 @@ def test_the_event_record_failing_too_leaves_nothing_then_the_redelivery_works(
 
 @pytest.mark.parametrize("scenario", [purchase, subscribe, renewal], ids=lambda s: s.__name__)
 def test_a_failing_commit_leaves_no_partial_effect(
+    transaction: str,
     db: SQLAlchemy,
     client: FlaskClient,
     stripe: StripeStub,

@@ -12,7 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from flask_paxpar_checkout import PaxparCheckout, signals
-from flask_paxpar_checkout.testing import EventBuilder, encode, sign_payload
+from flask_paxpar_checkout.testing import EventBuilder, encode, sign_payload, signed
 
 from .conftest import FQDN, PRICE_BASIC, PRICE_PRO, WEBHOOK_SECRET, other_app
 from .helpers import count, rows
@@ -560,3 +560,54 @@ def test_observed_engines_take_sqlalchemys_path_with_the_same_effects(
     assert [e["reason"] for e in checkout.ledger(11)] == ["spend", "subscription_reset", "purchase"]
     sub = checkout.subscription(11)
     assert sub is not None and (sub.status, sub.price_id) == ("active", PRICE_PRO)
+
+
+def test_an_event_runs_in_a_transaction_of_its_own_unless_the_host_takes_part(
+    app: Flask,
+    db: Any,
+    client: FlaskClient,
+    checkout: PaxparCheckout,
+    deliver: Deliver,
+    events: EventBuilder,
+) -> None:
+    """Only built-in handlers: the plugin's own transaction, beside the ORM session. A host
+    handler, or the request's session already at work: ``db.session``'s transaction, which
+    the host's writes share."""
+    from sqlalchemy import event as sa_event
+    from sqlalchemy.orm import Session
+
+    begun: list[Any] = []
+
+    def on_begin(session: Any, transaction: Any, connection: Any) -> None:
+        begun.append(session)
+
+    sa_event.listen(Session, "after_begin", on_begin)
+    try:
+        own = events.checkout_session_completed(user_id="21", qty=2)
+        assert deliver(own).get_json()["status"] == "processed"
+        assert begun == []
+
+        ran: list[str] = []
+        checkout.webhook_handler("checkout.session.completed")(lambda e: ran.append(e["id"]))
+        shared = events.checkout_session_completed(user_id="21", qty=3)
+        assert deliver(shared).get_json()["status"] == "processed"
+        assert ran == [shared["id"]] and len(begun) == 1
+
+        # The session holds an uncommitted spend when the event comes: the event joins that
+        # transaction (on SQLite, a second writer would wait for it until it timed out).
+        db.session.commit()
+        checkout.spend_credits(21, 4, commit=False)
+        paid = events.invoice_paid(user_id="21", subscription_id="sub_21", price_id=PRICE_BASIC)
+        body, headers = signed(paid, WEBHOOK_SECRET)
+        answer = client.post("/api/checkout/webhook", data=body, headers=headers)
+        assert answer.get_json()["status"] == "processed"
+        assert not db.session().in_transaction()  # committed with the event
+    finally:
+        sa_event.remove(Session, "after_begin", on_begin)
+    assert checkout.credits(21) == 100
+    assert [e["reason"] for e in checkout.ledger(21)] == [
+        "subscription_reset",
+        "spend",
+        "purchase",
+        "purchase",
+    ]
