@@ -53,19 +53,29 @@ def _verified_only(self: Dispatcher, body: bytes, signature: str | None) -> Outc
 def _stage(plugin: Receiver, stage: str) -> Iterator[None]:
     """The plugin with the stages after ``stage`` left out."""
     receive = Dispatcher.receive
-    handlers: dict[str, list[Any]] = plugin.app.extensions["paxpar_checkout"].extension.handlers
+    state = plugin.app.extensions["paxpar_checkout"]
+    handlers: dict[str, list[Any]] = state.extension.handlers
+    dispatcher: Dispatcher = state.dispatcher
     saved = {k: list(v) for k, v in handlers.items()}
+    builtins = dispatcher.builtins
     try:
         if stage == "view":
             Dispatcher.receive = _view_only  # type: ignore[method-assign]
         elif stage == "verified":
             Dispatcher.receive = _verified_only  # type: ignore[method-assign]
         elif stage == "recorded":
+
+            def nothing(event: dict[str, Any]) -> None:
+                return None
+
+            # in the built-ins' place, so the event keeps the plugin's own transaction
+            dispatcher.builtins = builtins | {nothing}
             for chain in handlers.values():
-                chain[:] = [lambda event: None]
+                chain[:] = [nothing]
         yield
     finally:
         Dispatcher.receive = receive  # type: ignore[method-assign]
+        dispatcher.builtins = builtins
         for k, v in saved.items():
             handlers[k][:] = v
 
