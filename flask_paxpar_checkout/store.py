@@ -20,6 +20,7 @@ from typing import Any, Literal
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import (
     Column,
+    DateTime,
     Row,
     Table,
     bindparam,
@@ -584,7 +585,7 @@ class _Statements:
         self.lock_subscription = self._sql(
             dml.insert(s)
             .on_conflict_do_update(index_elements=["id"], set_={"status_at": s.c.status_at})
-            .returning(*s.c),
+            .returning(*_untimed(s)),
             (
                 "id",
                 "user_id",
@@ -594,7 +595,7 @@ class _Statements:
                 "created_at",
                 "updated_at",
             ),
-            tuple(s.c),
+            _untimed(s),
         )
         self.price = self._sql(
             select(t.prices).where(t.prices.c.id == _bind("id")), columns=tuple(t.prices.c)
@@ -635,8 +636,8 @@ class _Statements:
                 update(s)
                 .where(s.c.id == _bind("session_id"), s.c.status == "open")
                 .values({k: _bind(f"v_{k}") for k in values})
-                .returning(*s.c),
-                columns=tuple(s.c),
+                .returning(*_untimed(s)),
+                columns=_untimed(s),
             ),
         )
 
@@ -674,6 +675,12 @@ def _claim(dml: Any, e: Table, again: tuple[str, ...]) -> Executable:
         },
         where=e.c.status.in_([literal(s) for s in again]),
     ).returning(e.c.id)
+
+
+def _untimed(table: Table) -> tuple[Column[Any], ...]:
+    """A row's columns but its timestamps, for rows read back by the webhook's handlers:
+    they never use those, and parsing them is most of the work of reading one back."""
+    return tuple(c for c in table.c if not isinstance(c.type, DateTime))
 
 
 def _set_balance(b: Table) -> Any:

@@ -189,7 +189,12 @@ def exempt_from_csrf(app: Flask) -> None:
 def _read_body(limit: int) -> bytes:
     """The raw body, refused with 413 past ``limit`` bytes, with or without Content-Length:
     a chunked body is read no further than one byte past the limit."""
-    request.max_content_length = limit + 1  # werkzeug refuses a longer Content-Length itself
+    request.max_content_length = limit + 1  # ours, whatever the host's MAX_CONTENT_LENGTH
+    length = request.content_length
+    if length is not None:  # the usual case: Stripe sends a Content-Length
+        if length > limit:
+            raise RequestEntityTooLarge(f"Webhook bodies are limited to {limit} bytes.")
+        return request.get_data(cache=False)
     stream = request.stream
     chunks: list[bytes] = []
     size = 0
