@@ -170,7 +170,12 @@ class Store:
         transaction, if nothing observes SQLAlchemy's execution there; else ``None``."""
         transaction = session.get_transaction()
         kept = session.info.get(_PLAIN_CURSOR)
-        if kept is not None and kept[0] is transaction is not None and transaction.is_active:
+        if (
+            kept is not None
+            and transaction is not None
+            and kept[0] is transaction
+            and transaction.is_active
+        ):
             return kept[1]  # type: ignore[no-any-return]
         conn = session.connection()
         plain = None
