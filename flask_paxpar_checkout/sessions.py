@@ -76,6 +76,7 @@ class SessionFactory:
         # A fresh key per click: the library's network retries reuse it, while a user who
         # comes back after paying gets a new session rather than the completed one.
         key = f"paxpar-checkout-{self.config.fqdn}-{user.id}-{uuid.uuid4().hex}"
+        self.store.release()
         session = self.gateway.create_checkout_session(params, idempotency_key=key)
         self.store.add_session(
             id=session["id"],
@@ -114,6 +115,7 @@ class SessionFactory:
             return  # the schema already held it against the allow-list
         known = self.store.price(price_id)
         if known is None:
+            self.store.release()
             try:
                 price = self.gateway.retrieve_price(price_id)
             except StripeServiceError as exc:
@@ -143,6 +145,7 @@ class SessionFactory:
             return existing
         # One key per user and instance: a retry, a double click or two workers racing
         # all get the same customer back from Stripe instead of making a second one.
+        self.store.release()
         created = self.gateway.create_customer(
             email=user.email,
             metadata={FQDN_KEY: self.config.fqdn, USER_KEY: user.id},

@@ -139,6 +139,11 @@ class Store:
             session.rollback()
             raise
 
+    def release(self) -> None:
+        """End the session's transaction before a call to Stripe: a slow Stripe must hold
+        no pooled connection, nor a transaction, for the length of the call."""
+        self.session.commit()
+
     def _may_run_own(self) -> bool:
         scoped = self.db.session
         if scoped.registry.has() and scoped().in_transaction():

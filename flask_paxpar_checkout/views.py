@@ -68,6 +68,7 @@ def checkout_success() -> Response:
     stored = state.store.checkout_session(session_id)
     if stored is None or user is None or stored.user_id != user.id:
         return redirect(default, 303)
+    state.store.release()
     try:
         session = state.gateway.retrieve_checkout_session(session_id)
     except StripeServiceError:
@@ -117,6 +118,7 @@ def customer_portal() -> Response:
         raise NoStripeCustomer(
             "There is nothing to manage yet: this account has never paid through Stripe."
         )
+    state.store.release()
     portal = state.gateway.create_portal_session(customer=customer, return_url=return_url)
     return _redirect_or_json(portal["url"], {"url": portal["url"]})
 

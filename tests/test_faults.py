@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -427,6 +428,58 @@ STRIPE_FAULTS = {
         lambda s, p: s.drop_next("POST", p, times=2), 503, "could not be reached", False, 2
     ),
 }
+
+
+# (what the user asks for, the Stripe call made slow, whether the user has paid before)
+SLOW_STRIPE_CALLS = {
+    "customer": ("/api/checkout/session?qty=2", "POST", "/v1/customers", False),
+    "session": ("/api/checkout/session?qty=2", "POST", "/v1/checkout/sessions", True),
+    "success": ("/api/checkout/success?session_id={made}", "GET", "/v1/checkout/sessions/", True),
+    "portal": ("/api/checkout/portal", "POST", "/v1/billing_portal/sessions", True),
+}
+
+
+@pytest.mark.parametrize("call", sorted(SLOW_STRIPE_CALLS))
+def test_a_slow_stripe_holds_no_database_connection(
+    app_parts: Any, config: dict[str, Any], stripe: StripeStub, call: str
+) -> None:
+    """No transaction stays open across a call to Stripe: with a pool of one connection, a
+    webhook is served while a request of the user waits on Stripe."""
+    path, method, stripe_path, paid_before = SLOW_STRIPE_CALLS[call]
+    url = config["SQLALCHEMY_DATABASE_URI"]
+    pool: dict[str, Any] = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 0.5}
+    if on_postgresql():
+        pool["connect_args"] = {"options": f"-c search_path={schema_of(url)}"}
+    event = EventBuilder(fqdn=FQDN).checkout_session_completed(user_id="41", qty=4)
+    body, headers = signed(event, WEBHOOK_SECRET)
+    answers: list[Any] = []
+
+    with other_app_of({**config, "SQLALCHEMY_ENGINE_OPTIONS": pool}) as (app, db, checkout):
+        user = app.test_client()
+        if paid_before:
+            made = user.get("/api/checkout/session?qty=1", headers=as_user(40, **JSON))
+            path = path.format(made=made.get_json()["id"])
+        db.session.commit()
+        stripe.delay_next(method, stripe_path, seconds=0.8)
+        before = len(stripe.requests_to(method, stripe_path))
+
+        def ask() -> None:
+            with app.app_context():
+                answers.append(app.test_client().get(path, headers=as_user(40, **JSON)))
+
+        asking = threading.Thread(target=ask)
+        asking.start()
+        deadline = time.monotonic() + 5
+        while len(stripe.requests_to(method, stripe_path)) == before:
+            assert time.monotonic() < deadline, "the request never reached Stripe"
+            time.sleep(0.01)
+        answer = post(app.test_client(), body, headers)
+        asking.join(5)
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+        assert answer.get_json()["status"] == "processed"
+        assert checkout.credits(41) == 4
+    [asked] = answers
+    assert asked.status_code in (200, 303), asked.get_data(as_text=True)
 
 
 @pytest.mark.parametrize("path", ["/v1/customers", "/v1/checkout/sessions"])
