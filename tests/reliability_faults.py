@@ -75,3 +75,33 @@ def failing_writes(
         with engine.begin() as conn:
             for drop in drops:
                 conn.execute(text(drop))
+
+
+@contextmanager
+def connection_killed_on_write(db: SQLAlchemy, table: str, when: str = "1 = 1") -> Iterator[None]:
+    """PostgreSQL only: until the block ends, a row written to ``table`` whose new values
+    match ``when`` makes the server end the writing connection, as a crash or a failover
+    would, in the middle of its transaction."""
+    db.session.rollback()
+    name = f"reliability_kill_{secrets.token_hex(4)}"
+    engine: Engine = db.engine
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NEW; END $$"
+            )
+        )
+        conn.execute(
+            text(
+                f"CREATE TRIGGER {name} BEFORE INSERT OR UPDATE ON {table} "
+                f"FOR EACH ROW WHEN ({when}) EXECUTE FUNCTION {name}()"
+            )
+        )
+    try:
+        yield
+    finally:
+        db.session.rollback()
+        with engine.begin() as conn:
+            conn.execute(text(f"DROP TRIGGER {name} ON {table}"))
+            conn.execute(text(f"DROP FUNCTION {name}()"))

@@ -32,7 +32,7 @@ from flask_paxpar_checkout.testing import EventBuilder, StripeStub, signed
 from .conftest import FQDN, PRICE_BASIC, PRICE_PRO, PRICES, WEBHOOK_SECRET, as_user, base_config
 from .conftest import other_app as other_app_of
 from .reliability_db import isolated_database, on_postgresql, schema_of
-from .reliability_faults import FAULT_MESSAGE, failing_writes
+from .reliability_faults import FAULT_MESSAGE, connection_killed_on_write, failing_writes
 from .reliability_load import free_port
 
 URL = "/api/checkout/webhook"
@@ -80,7 +80,9 @@ def post(client: FlaskClient, body: bytes, headers: dict[str, str]) -> Any:
 # -- the database, during a webhook ---------------------------------------------------------
 
 
+@pytest.mark.parametrize("host_handler", [False, True], ids=["own", "host-session"])
 def test_database_unreachable_is_a_5xx_then_the_redelivery_is_processed_once(
+    host_handler: bool,
     app: Flask,
     db: SQLAlchemy,
     client: FlaskClient,
@@ -98,7 +100,8 @@ def test_database_unreachable_is_a_5xx_then_the_redelivery_is_processed_once(
     ran: list[str] = []
 
     with other_app_of({**config, "SQLALCHEMY_DATABASE_URI": unreachable}) as (down, _, ext):
-        ext.webhook_handler("checkout.session.completed")(lambda e: ran.append(e["id"]))
+        if host_handler:
+            ext.webhook_handler("checkout.session.completed")(lambda e: ran.append(e["id"]))
         answer = post(down.test_client(), body, headers)
         assert answer.status_code == 500
         assert answer.get_json()["message"] == f"Event {event['id']} failed; Stripe will retry it."
@@ -303,6 +306,30 @@ def test_a_failing_commit_leaves_no_partial_effect(
         assert snapshot(db) == before
     assert deliver(event).get_json()["status"] == "processed"
     effects()
+
+
+def test_a_connection_lost_mid_event_is_a_5xx_then_the_redelivery_is_processed(
+    db: SQLAlchemy,
+    client: FlaskClient,
+    stripe: StripeStub,
+    checkout: PaxparCheckout,
+    deliver: Deliver,
+    events: EventBuilder,
+    transaction: str,
+) -> None:
+    """The server ends the connection in the middle of the event's transaction: nothing of
+    it lands, the broken connection leaves the pool, and the redelivery is processed."""
+    if not on_postgresql():
+        pytest.skip("a connection ended by the server mid-transaction is a PostgreSQL fault")
+    event, effects = purchase(Kit(events, client, stripe, deliver, checkout), "37")
+    before = snapshot(db)
+    with connection_killed_on_write(db, "paxpar_checkout_credit_ledger", "NEW.user_id = '37'"):
+        assert deliver(event).status_code == 500
+        assert snapshot(db) == before
+    for _ in range(3):  # whichever pooled connection serves them, they work
+        assert deliver(event).status_code == 200
+    effects()
+    assert event_rows(db)[event["id"]][0] == "processed"
 
 
 def test_a_host_handler_raising_a_database_error_undoes_the_builtin_effects(
