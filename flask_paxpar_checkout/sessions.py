@@ -53,6 +53,10 @@ class SessionFactory:
             self._check_subscription_price(request.price_id)
             line_item, mode = {"price": request.price_id, "quantity": 1}, "subscription"
 
+        # Nothing of the request stays open across the calls to Stripe: a slow Stripe must
+        # hold no pooled connection nor transaction. Each read or write below is then a
+        # transaction of its own, one statement on the plugin's own connection when it can.
+        self.store.release()
         customer = self._customer(user)
         tags = {FQDN_KEY: self.config.fqdn, USER_KEY: user.id}
         if request.qty is not None:
@@ -76,18 +80,17 @@ class SessionFactory:
         # A fresh key per click: the library's network retries reuse it, while a user who
         # comes back after paying gets a new session rather than the completed one.
         key = f"paxpar-checkout-{self.config.fqdn}-{user.id}-{uuid.uuid4().hex}"
-        self.store.release()
         session = self.gateway.create_checkout_session(params, idempotency_key=key)
-        self.store.add_session(
-            id=session["id"],
-            user_id=user.id,
-            mode=mode,
-            qty=request.qty,
-            price_id=request.price_id or self.config.credit_price_id,
-            customer_id=customer,
-            redirect_url=request.redirect_url,
-        )
-        self.store.session.commit()
+        with self.store.transaction(own=True, single_statement=True):
+            self.store.add_session(
+                id=session["id"],
+                user_id=user.id,
+                mode=mode,
+                qty=request.qty,
+                price_id=request.price_id or self.config.credit_price_id,
+                customer_id=customer,
+                redirect_url=request.redirect_url,
+            )
         defer(
             signals.checkout_session_created, user_id=user.id, session_id=session["id"], mode=mode
         )
@@ -113,9 +116,10 @@ class SessionFactory:
         """
         if self.config.prices is not None:
             return  # the schema already held it against the allow-list
-        known = self.store.price(price_id)
+        self.store.release()
+        with self.store.transaction(own=True, single_statement=True):
+            known = self.store.price(price_id)
         if known is None:
-            self.store.release()
             try:
                 price = self.gateway.retrieve_price(price_id)
             except StripeServiceError as exc:
@@ -126,10 +130,10 @@ class SessionFactory:
                 raise
             active = price.get("active") is True
             recurring = isinstance(price.get("recurring"), dict)
-            self.store.save_price(
-                price_id, active=active, recurring=recurring, credits=metadata_credits(price)
-            )
-            self.store.session.commit()
+            with self.store.transaction(own=True, single_statement=True):
+                self.store.save_price(
+                    price_id, active=active, recurring=recurring, credits=metadata_credits(price)
+                )
         else:
             active, recurring = bool(known.active), bool(known.recurring)
         if not (active and recurring):
@@ -140,17 +144,16 @@ class SessionFactory:
 
     def _customer(self, user: CheckoutUser) -> str:
         """The user's one Stripe customer, created on their first checkout."""
-        existing = self.store.customer_id(user.id)
+        with self.store.transaction(own=True, single_statement=True):
+            existing = self.store.customer_id(user.id)
         if existing is not None:
             return existing
         # One key per user and instance: a retry, a double click or two workers racing
         # all get the same customer back from Stripe instead of making a second one.
-        self.store.release()
         created = self.gateway.create_customer(
             email=user.email,
             metadata={FQDN_KEY: self.config.fqdn, USER_KEY: user.id},
             idempotency_key=f"paxpar-customer-{self.config.fqdn}-{user.id}",
         )
-        stored = self.store.link_customer(user.id, created, user.email)
-        self.store.session.commit()
-        return stored
+        with self.store.transaction(own=True):
+            return self.store.link_customer(user.id, created, user.email)

@@ -120,15 +120,16 @@ class Store:
         return self._sql
 
     @contextmanager
-    def transaction(self, *, own: bool = False) -> Iterator[None]:
+    def transaction(self, *, own: bool = False, single_statement: bool = False) -> Iterator[None]:
         """One transaction around the block, committed at its end, rolled back on error.
 
         With ``own``, the plugin's own transaction (see ``execution``) when nothing observes
         SQLAlchemy's execution and the host's session holds no transaction of this
-        request; else, and by default, the host's ``db.session`` transaction.
+        request; else, and by default, the host's ``db.session`` transaction. With
+        ``single_statement`` too, the block's one statement is committed by itself.
         """
         if own and self._may_run_own():
-            with own_transaction(self.db.engine):
+            with own_transaction(self.db.engine, single_statement=single_statement):
                 yield
             return
         session = self.session
@@ -142,7 +143,9 @@ class Store:
     def release(self) -> None:
         """End the session's transaction before a call to Stripe: a slow Stripe must hold
         no pooled connection, nor a transaction, for the length of the call."""
-        self.session.commit()
+        scoped = self.db.session
+        if scoped.registry.has() and scoped().in_transaction():
+            scoped.commit()
 
     def _may_run_own(self) -> bool:
         scoped = self.db.session
