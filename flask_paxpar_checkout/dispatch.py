@@ -116,7 +116,7 @@ class Dispatcher:
         }
         reason = self._reason_to_ignore(event)
         if reason is not None:
-            with self.store.transaction(own=True):
+            with self.store.transaction(own=True, single_statement=True):
                 self.store.record_ignored(row, reason)
             _send(signals.webhook_ignored, event=event.payload, reason=reason)
             return Outcome("ignored", event.id, reason)
@@ -156,7 +156,7 @@ class Dispatcher:
             cause,
         )
         try:
-            with self.store.transaction(own=True):
+            with self.store.transaction(own=True, single_statement=True):
                 self.store.record_failure(row, error)
         except Exception:  # the database itself may be what failed; Stripe will retry
             log.exception("Could not record the failure of event %s", row["id"])
