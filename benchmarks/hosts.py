@@ -112,7 +112,8 @@ def _ping(app: Flask) -> None:
     app.add_url_rule("/ping", "ping", lambda: "ok")
 
 
-def _config(db: Database, **extra: Any) -> dict[str, Any]:
+def app_config(db: Database, **extra: Any) -> dict[str, Any]:
+    """The configuration every benchmark host app shares, on ``db``."""
     return {
         "SQLALCHEMY_DATABASE_URI": db.url,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 5, "max_overflow": 5},
@@ -132,7 +133,7 @@ def plugin_app(
 ) -> tuple[Flask, SQLAlchemy]:
     """A host service with the plugin, users named by an ``X-User`` header."""
     app = Flask("bench_plugin")
-    app.config.update(_config(db, **config))
+    app.config.update(app_config(db, **config))
     sqla = SQLAlchemy()
     sqla.init_app(app)
     with app.app_context():
@@ -174,7 +175,7 @@ FLOOR_TABLE = Table(
 def floor_app(db: Database) -> tuple[Flask, SQLAlchemy]:
     """The least a durable receiver does: the body in one INSERT, committed, then 200."""
     app = Flask("bench_floor")
-    app.config.update(_config(db))
+    app.config.update(app_config(db))
     sqla = SQLAlchemy()
     sqla.init_app(app)
     with app.app_context():

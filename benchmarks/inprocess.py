@@ -1,5 +1,8 @@
-"""In process: the three receivers side by side through Flask's test client, in interleaved
-rounds (the order shuffled each round), so that the machine's noise falls on all three."""
+"""In process: the receivers side by side through Flask's test client, in interleaved rounds
+(the order shuffled each round), so that the machine's noise falls on all of them.
+
+Besides the three compared by the targets, ``floor + writes`` (``same_writes``) shows what
+the effects' rows alone cost a durable receiver, for reference."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from flask_sqlalchemy import SQLAlchemy
 
-from . import hosts
+from . import hosts, same_writes
 from .report import Section, Target, median
 from .workload import MIX_DESCRIPTION, Delivery, Workload
 
@@ -29,7 +32,9 @@ class Receiver:
     seed: Any = None  # stores the sessions its deliveries complete (the plugin's host)
 
 
-def receivers(db: hosts.Database) -> list[Receiver]:
+def receivers(db: hosts.Database, *, with_writes: bool = False) -> list[Receiver]:
+    """The floor, the usual handler and the plugin; with ``with_writes``, ``floor + writes``
+    too, writing into the plugin's tables."""
     papp, psqla = hosts.plugin_app(db)
     fapp, _ = hosts.floor_app(db)
     uapp = hosts.usual_app()
@@ -37,11 +42,15 @@ def receivers(db: hosts.Database) -> list[Receiver]:
     def seed(deliveries: list[Delivery]) -> None:
         hosts.seed_sessions(papp, psqla, [d.session for d in deliveries if d.session])
 
-    return [
+    every = [
         Receiver("floor", fapp, fapp.test_client(), hosts.WEBHOOK_PATH["floor"]),
         Receiver("usual", uapp, uapp.test_client(), hosts.WEBHOOK_PATH["usual"]),
         Receiver("plugin", papp, papp.test_client(), hosts.WEBHOOK_PATH["plugin"], seed),
     ]
+    if with_writes:
+        wapp, _ = same_writes.writes_app(db)
+        every.insert(1, Receiver("floor + writes", wapp, wapp.test_client(), "/webhook", seed))
+    return every
 
 
 def post_all(receiver: Receiver, deliveries: list[Delivery]) -> float:
@@ -62,7 +71,7 @@ def post_all(receiver: Receiver, deliveries: list[Delivery]) -> float:
 def run(db: hosts.Database, *, rounds: int, per_round: int, seed: int = 7) -> Section:
     """Interleaved rounds of the three receivers on ``db``; medians and per-round ratios."""
     hosts.reset_tables(db)
-    every = receivers(db)
+    every = receivers(db, with_writes=True)
     work = Workload(seed=seed)
     rng = random.Random(seed)
     timings: dict[str, list[float]] = {r.name: [] for r in every}
@@ -89,8 +98,16 @@ def run(db: hosts.Database, *, rounds: int, per_round: int, seed: int = 7) -> Se
         section.rows.append((name, 1e6 / us, us, min(values), max(values)))
     section.rows.append(("plugin/usual (median of rounds)", None, median(plugin_usual), None, None))
     section.rows.append(("plugin/floor (median of rounds)", None, median(plugin_floor), None, None))
+    writes = [p / w for p, w in zip(timings["plugin"], timings["floor + writes"], strict=True)]
+    floor_writes = [w / f for w, f in zip(timings["floor + writes"], timings["floor"], strict=True)]
+    section.rows.append(("(floor + writes)/floor", None, median(floor_writes), None, None))
+    section.rows.append(("plugin/(floor + writes)", None, median(writes), None, None))
     section.notes.append(
         f"{rounds} interleaved rounds of {per_round} deliveries per receiver; {MIX_DESCRIPTION}"
+    )
+    section.notes.append(
+        "floor + writes (for reference): the floor's route writing the rows the built-in "
+        "effects write, into the plugin's tables, in its one transaction, by hand"
     )
     for receiver in every:
         if receiver.name != "usual":
