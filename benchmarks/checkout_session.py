@@ -167,7 +167,7 @@ def run(db: hosts.Database, *, rounds: int, per_round: int, seed: int = 5) -> Se
         ("plugin overhead (us)", None, median(timings["plugin"]) - median(timings["plain"]))
     )
     section.rows.append(("plugin/plain (median of rounds)", None, median(ratios)))
-    section.rows.append(("plugin/plain + stored (median of rounds)", None, median(stored_ratios)))
+    section.rows.append(("plugin/(plain + stored) (median of rounds)", None, median(stored_ratios)))
     section.notes.append(
         f"{rounds} interleaved rounds of {per_round} sessions each (qty=5, JSON answer); "
         "the stub serves from another process; every user already has a Stripe customer"
