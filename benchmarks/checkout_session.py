@@ -73,9 +73,8 @@ def plain_app(stub_url: str, customers: dict[str, str], store: Engine | None = N
     if store is not None:
         _plain_metadata.drop_all(store)
         _plain_metadata.create_all(store)
-        mark = "?" if store.dialect.paramstyle == "qmark" else "%s"
-        insert = (
-            f"INSERT INTO bench_plain_sessions (id, user_id, qty) VALUES ({mark}, {mark}, {mark})"
+        insert = hosts.driver_sql(
+            store, "INSERT INTO bench_plain_sessions (id, user_id, qty) VALUES (?, ?, ?)"
         )
     client = stripe.StripeClient(
         SECRET_KEY,

@@ -107,6 +107,27 @@ def durable_sqlite(engine: Engine, synchronous: str = "FULL") -> None:
         cursor.close()
 
 
+def durable_host(
+    name: str, db: Database, *, synchronous: str = "FULL", **config: Any
+) -> tuple[Flask, SQLAlchemy, Engine]:
+    """A host app with Flask-SQLAlchemy on ``db`` (SQLite made durable on every connection),
+    and its engine."""
+    app = Flask(name)
+    app.config.update(app_config(db, **config))
+    sqla = SQLAlchemy()
+    sqla.init_app(app)
+    with app.app_context():
+        engine = sqla.engine
+        durable_sqlite(engine, synchronous)
+    return app, sqla, engine
+
+
+def driver_sql(engine: Engine, text: str) -> str:
+    """``text``, written with ``?`` placeholders, in the driver's paramstyle (SQLite's qmark
+    or psycopg's format)."""
+    return text if engine.dialect.paramstyle == "qmark" else text.replace("?", "%s")
+
+
 def _ping(app: Flask) -> None:
     """``GET /ping``: the server is up (for the HTTP benchmark)."""
     app.add_url_rule("/ping", "ping", lambda: "ok")
@@ -132,12 +153,7 @@ def plugin_app(
     db: Database, *, synchronous: str = "FULL", **config: Any
 ) -> tuple[Flask, SQLAlchemy]:
     """A host service with the plugin, users named by an ``X-User`` header."""
-    app = Flask("bench_plugin")
-    app.config.update(app_config(db, **config))
-    sqla = SQLAlchemy()
-    sqla.init_app(app)
-    with app.app_context():
-        durable_sqlite(sqla.engine, synchronous)
+    app, sqla, _ = durable_host("bench_plugin", db, synchronous=synchronous, **config)
     checkout = PaxparCheckout(app, db=sqla)
     _ping(app)
 
@@ -174,15 +190,8 @@ FLOOR_TABLE = Table(
 
 def floor_app(db: Database) -> tuple[Flask, SQLAlchemy]:
     """The least a durable receiver does: the body in one INSERT, committed, then 200."""
-    app = Flask("bench_floor")
-    app.config.update(app_config(db))
-    sqla = SQLAlchemy()
-    sqla.init_app(app)
-    with app.app_context():
-        engine = sqla.engine
-        durable_sqlite(engine)
-    mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
-    sql = f"INSERT INTO bench_floor (payload) VALUES ({mark})"
+    app, sqla, engine = durable_host("bench_floor", db)
+    sql = driver_sql(engine, "INSERT INTO bench_floor (payload) VALUES (?)")
 
     @app.post("/webhook")
     def floor() -> tuple[str, int]:

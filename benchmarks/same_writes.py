@@ -67,16 +67,9 @@ SUBSCRIPTION = (
 
 def writes_app(db: hosts.Database) -> tuple[Flask, SQLAlchemy]:
     """The floor's route, plus the effects' rows written by hand in its transaction."""
-    app = Flask("bench_floor_writes")
-    app.config.update(hosts.app_config(db))
-    sqla = SQLAlchemy()
-    sqla.init_app(app)
-    with app.app_context():
-        engine = sqla.engine
-        hosts.durable_sqlite(engine)
-    pg = engine.dialect.name == "postgresql"
+    app, sqla, engine = hosts.durable_host("bench_floor_writes", db)
     sql = {
-        name: (text.replace("?", "%s") if pg else text)
+        name: hosts.driver_sql(engine, text)
         for name, text in {
             "event": EVENT,
             "session": SESSION_DONE,
