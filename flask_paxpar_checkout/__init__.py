@@ -10,6 +10,7 @@ from .errors import (
     CheckoutNotConfigured,
     ConfigurationError,
     CreditsDisabled,
+    HandlerFailed,
     InsufficientCredits,
     InvalidRequest,
     InvalidWebhook,
@@ -17,9 +18,13 @@ from .errors import (
     NotAuthenticated,
     StripeServiceError,
     StripeUnavailable,
+    UnsafeRedirect,
 )
-from .extension import PaxparCheckout, user_key
-from .store import CreditChange, SubscriptionState
+from .extension import PaxparCheckout
+from .ledger import CreditChange
+from .registry import UnknownEventType
+from .subscriptions import SubscriptionState
+from .users import user_key
 
 __all__ = [
     "CheckoutConfig",
@@ -29,6 +34,7 @@ __all__ = [
     "ConfigurationError",
     "CreditChange",
     "CreditsDisabled",
+    "HandlerFailed",
     "InsufficientCredits",
     "InvalidRequest",
     "InvalidWebhook",
@@ -38,6 +44,8 @@ __all__ = [
     "StripeServiceError",
     "StripeUnavailable",
     "SubscriptionState",
+    "UnknownEventType",
+    "UnsafeRedirect",
     "signals",
     "user_key",
 ]

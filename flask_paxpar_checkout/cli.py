@@ -9,12 +9,11 @@ from typing import Any
 
 import click
 from flask.cli import AppGroup
-from sqlalchemy import delete, select
 
-from .dispatch import HandlerFailed
+from .errors import HandlerFailed
 from .events import parse_event
+from .ledger import utcnow
 from .state import current_state
-from .store import utcnow
 from .trigger import trigger
 
 checkout_cli = AppGroup("checkout", help="Stripe Checkout: stored webhook events and test events.")
@@ -28,13 +27,9 @@ checkout_cli.add_command(events_cli)
 @click.option("--limit", default=50, show_default=True)
 def list_events(status: str | None, event_type: str | None, limit: int) -> None:
     """List stored events, newest first."""
-    e = current_state().tables.events
-    stmt = select(e.c.id, e.c.type, e.c.status, e.c.attempts, e.c.fqdn, e.c.received_at)
-    if status:
-        stmt = stmt.where(e.c.status == status)
-    if event_type:
-        stmt = stmt.where(e.c.type == event_type)
-    rows = current_state().store.session.execute(stmt.order_by(e.c.received_at.desc()).limit(limit))
+    state = current_state()
+    with state.database.transaction() as tx:
+        rows = state.records.listing(tx, status=status, event_type=event_type, limit=limit)
     for row in rows:
         click.echo(
             f"{row.id}  {row.type:<36} {row.status:<9} attempts={row.attempts} "
@@ -76,13 +71,9 @@ def replay_event(event_id: str) -> None:
 @events_cli.command("retry-failed")
 def retry_failed() -> None:
     """Process every failed event again, oldest first."""
-    e = current_state().tables.events
-    ids = (
-        current_state()
-        .store.session.execute(select(e.c.id).where(e.c.status == "failed").order_by(e.c.created))
-        .scalars()
-        .all()
-    )
+    state = current_state()
+    with state.database.transaction() as tx:
+        ids = state.records.failed_ids(tx)
     failures = 0
     for event_id in ids:
         failures += not _process(_event_row(event_id), replay=False)
@@ -102,18 +93,19 @@ def prune_events(older_than: str, include_failed: bool) -> None:
     unit = {"d": "days", "h": "hours", "m": "minutes"}[match.group(2)]
     cutoff = utcnow() - timedelta(**{unit: int(match.group(1))})
     state = current_state()
-    e = state.tables.events
-    stmt = delete(e).where(e.c.received_at < cutoff)
-    if not include_failed:
-        stmt = stmt.where(e.c.status != "failed")
-    deleted = state.store.session.execute(stmt).rowcount  # type: ignore[attr-defined]
-    state.store.session.commit()
-    click.echo(f"deleted {deleted} event(s) received before {cutoff:%Y-%m-%d %H:%M:%S} UTC")
+    with state.database.transaction() as tx:
+        deleted = state.records.prune(tx, cutoff, include_failed=include_failed)
+        unmatched = state.refunds.prune_unmatched(tx, cutoff)
+    click.echo(
+        f"deleted {deleted} event(s) and {unmatched} unmatched refund(s) received before "
+        f"{cutoff:%Y-%m-%d %H:%M:%S} UTC"
+    )
 
 
 def _event_row(event_id: str) -> Any:
-    e = current_state().tables.events
-    row = current_state().store.session.execute(select(e).where(e.c.id == event_id)).first()
+    state = current_state()
+    with state.database.transaction() as tx:
+        row = state.records.get(tx, event_id)
     if row is None:
         raise click.ClickException(f"no stored event {event_id}")
     return row
@@ -123,7 +115,7 @@ def _process(row: Any, *, replay: bool) -> bool:
     state = current_state()
     event = parse_event(row.payload.encode("utf-8"))
     try:
-        outcome = state.dispatcher.process(event, row.payload, replay=replay)
+        outcome = state.pipeline.process(event, row.payload, replay=replay)
     except HandlerFailed as exc:
         click.echo(f"{row.id}: failed again: {exc.__cause__!r}", err=True)
         return False

@@ -23,6 +23,18 @@ class ConfigurationError(CheckoutError, RuntimeError):
     """The app's configuration is missing or invalid; raised by ``init_app``."""
 
 
+class HandlerFailed(CheckoutError):
+    """A webhook handler raised; its effects were rolled back and the failure stored."""
+
+    def __init__(self, event_id: str) -> None:
+        super().__init__(f"a handler of event {event_id} failed")
+        self.event_id = event_id
+
+
+class UnsafeRedirect(CheckoutError, ValueError):
+    """The redirect is not a path on this instance nor a URL of an allowed host."""
+
+
 class InsufficientCredits(CheckoutError):
     """``spend_credits`` asked for more credits than the user has; nothing was taken."""
 

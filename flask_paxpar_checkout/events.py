@@ -18,6 +18,44 @@ USER_KEY = "paxpar_user_id"
 QTY_KEY = "paxpar_qty"
 PRICE_KEY = "paxpar_price_id"
 
+KNOWN_EVENT_TYPES = frozenset(
+    f"{family}.{action}"
+    for family, actions in {
+        "charge": "captured expired failed pending refunded succeeded updated",
+        "charge.dispute": "closed created funds_reinstated funds_withdrawn updated",
+        "charge.refund": "updated",
+        "checkout.session": "async_payment_failed async_payment_succeeded completed expired",
+        "coupon": "created deleted updated",
+        "customer": "created deleted updated",
+        "customer.discount": "created deleted updated",
+        "customer.source": "created deleted expiring updated",
+        "customer.subscription": "created deleted paused pending_update_applied "
+        "pending_update_expired resumed trial_will_end updated",
+        "customer.tax_id": "created deleted updated",
+        "invoice": "created deleted finalization_failed finalized marked_uncollectible "
+        "overdue overpaid paid payment_action_required payment_failed payment_succeeded "
+        "sent upcoming updated voided will_be_due",
+        "invoiceitem": "created deleted",
+        "invoice_payment": "paid",
+        "payment_intent": "amount_capturable_updated canceled created partially_funded "
+        "payment_failed processing requires_action succeeded",
+        "payment_method": "attached automatically_updated detached updated",
+        "payout": "canceled created failed paid reconciliation_completed updated",
+        "price": "created deleted updated",
+        "product": "created deleted updated",
+        "promotion_code": "created updated",
+        "refund": "created failed updated",
+        "setup_intent": "canceled created requires_action setup_failed succeeded",
+        "subscription_schedule": "aborted canceled completed created expiring released updated",
+        "billing_portal.configuration": "created updated",
+        "billing_portal.session": "created",
+        "test_helpers.test_clock": "advancing created deleted internal_failure ready",
+    }.items()
+    for action in actions.split()
+)
+"""Stripe's event types of the objects a Checkout integration meets: registering a handler
+for another one warns (a typo like ``invoice.payed`` would never be called)."""
+
 
 @dataclass(frozen=True)
 class Event:

@@ -1,294 +1,271 @@
 """The built-in handlers of the supported event types.
 
 Each works from its own event's data and the plugin's stored rows only (no Stripe API call
-on the webhook path), and never lets an older event undo a newer one.
+on the webhook path), and its effects are the same whatever order the events arrive in
+(see ``ledger`` and ``subscriptions``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from . import signals
-from .dispatch import Handler, defer
+from .announce import announce_credits, announce_subscription
+from .billing import CheckoutSessions, Customers, Prices
+from .config import CheckoutConfig
+from .database import Transaction
 from .events import (
-    QTY_KEY,
     USER_KEY,
+    Event,
     instance_tags,
     invoice_line,
     invoice_subscription,
     object_id,
     subscription_price_and_period_end,
 )
-from .state import CheckoutState, current_state
-from .store import TERMINAL, CreditChange, subscription_state
+from .ledger import CreditLedger, Entry, as_utc, stripe_time
+from .purchases import Purchases
+from .refunds import Refunds
+from .subscriptions import News, Subscriptions, SubscriptionState
 
 log = logging.getLogger("flask_paxpar_checkout")
 
+BuiltinHandler = Callable[[Transaction, Event], None]
+HANDLED_TYPES = (
+    "checkout.session.completed",
+    "checkout.session.async_payment_succeeded",
+    "checkout.session.async_payment_failed",
+    "checkout.session.expired",
+    "invoice.paid",
+    "invoice.payment_failed",
+    "customer.subscription.created",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+    "charge.refunded",
+)
+"""The event types the plugin handles itself: the webhook endpoint's enabled events."""
 
-def on_checkout_session_completed(event: dict[str, Any]) -> None:
-    """Credits for a paid one-time purchase; the subscription of a subscription checkout."""
-    fulfil_checkout_session(event["data"]["object"], at=event["created"])
 
+class BuiltinHandlers:
+    """The plugin's own effects of each event type, given what they need when built."""
 
-def on_checkout_session_expired(event: dict[str, Any]) -> None:
-    """The user never paid: the stored session is marked expired (credits untouched)."""
-    current_state().store.mark_session(event["data"]["object"]["id"], "expired")
+    def __init__(
+        self,
+        config: CheckoutConfig,
+        *,
+        ledger: CreditLedger,
+        subscriptions: Subscriptions,
+        customers: Customers,
+        sessions: CheckoutSessions,
+        prices: Prices,
+        purchases: Purchases,
+        refunds: Refunds,
+    ) -> None:
+        self.config = config
+        self.ledger = ledger
+        self.subscriptions = subscriptions
+        self.customers = customers
+        self.sessions = sessions
+        self.prices = prices
+        self.purchases = purchases
+        self.refunds = refunds
 
+    def by_type(self) -> dict[str, BuiltinHandler]:
+        """The handler of each of ``HANDLED_TYPES``."""
+        handlers: dict[str, BuiltinHandler] = {
+            "checkout.session.completed": self.session_completed,
+            "checkout.session.async_payment_succeeded": self.session_completed,
+            "checkout.session.async_payment_failed": self.session_failed,
+            "checkout.session.expired": self.session_expired,
+            "invoice.paid": self.invoice_paid,
+            "invoice.payment_failed": self.invoice_payment_failed,
+            "customer.subscription.created": self.subscription_changed,
+            "customer.subscription.updated": self.subscription_changed,
+            "customer.subscription.deleted": self.subscription_changed,
+            "charge.refunded": self.charge_refunded,
+        }
+        assert tuple(handlers) == HANDLED_TYPES
+        return handlers
 
-def fulfil_checkout_session(obj: dict[str, Any], *, at: int) -> None:
-    """Apply a completed session, once, whether it comes by webhook or by the return page."""
-    state = current_state()
-    store = state.store
-    session_id: str = obj["id"]
-    mode = obj.get("mode")
-    sub_id = object_id(obj.get("subscription")) if mode == "subscription" else None
-    completes = mode == "subscription" or (
-        mode == "payment" and obj.get("payment_status") == "paid"
-    )
-    # An open stored session is marked complete by the statement that reads it.
-    stored = store.mark_session(session_id, "complete", sub_id) if completes else None
-    if stored is None:
-        stored = store.checkout_session(session_id)
-    tags = instance_tags(obj)
-    user_id = stored.user_id if stored else (tags.get(USER_KEY) or obj.get("client_reference_id"))
-    if not user_id:
-        log.warning("Checkout Session %s names no user; nothing to fulfil", session_id)
-        return
-    customer = object_id(obj.get("customer"))
-    if customer and (stored is None or stored.customer_id != customer):
-        store.link_customer(user_id, customer)  # else linked when the session was made
+    def session_completed(self, tx: Transaction, event: Event) -> None:
+        """Credits for a paid one-time purchase; the subscription of a subscription checkout."""
+        self.purchases.fulfil(
+            tx,
+            event.object,
+            completed_at=stripe_time(event.created),
+            at=event.created,
+            source=event.id,
+        )
 
-    if mode == "payment":
-        if not completes:
-            return  # a delayed payment method: async_payment_succeeded will say when it is paid
-        qty = stored.qty if stored else _int(tags.get(QTY_KEY))
-        if qty and state.config.credits_enabled:
-            announce(
-                store.change_credits(
-                    user_id,
-                    reason="purchase",
-                    delta=qty,
-                    dedup_key=f"purchase:{session_id}",
-                    stripe_object_id=session_id,
-                )
+    def session_failed(self, tx: Transaction, event: Event) -> None:
+        """A delayed payment failed: the stored session is marked failed, no credits."""
+        self.sessions.end(tx, event.object["id"], "failed")
+
+    def session_expired(self, tx: Transaction, event: Event) -> None:
+        """The user never paid: the stored session is marked expired (credits untouched)."""
+        self.sessions.end(tx, event.object["id"], "expired")
+
+    def invoice_paid(self, tx: Transaction, event: Event) -> None:
+        """The subscription is active up to the line's period end; credits are reset at the
+        invoice's payment, unless it was paid once the subscription had ended."""
+        invoice = event.object
+        found = self._subscription_of(tx, invoice)
+        if found is None:
+            return
+        sub_id, user_id = found
+        price, period_end = invoice_line(invoice)
+        news = News(
+            at=event.created,
+            source=event.id,
+            status="active",
+            price_id=price,
+            current_period_end=period_end,
+            customer_id=object_id(invoice.get("customer")),
+        )
+        state = self._apply(tx, sub_id, user_id, news)
+        paid_at = _paid_at(invoice) or event.created
+        ended = state.cancelled_since
+        if ended is not None and paid_at >= ended:
+            log.info("invoice %s was paid after %s ended: no reset", invoice["id"], sub_id)
+            return
+        self._reset_credits(tx, user_id, invoice["id"], sub_id, price or state.price_id, paid_at)
+
+    def invoice_payment_failed(self, tx: Transaction, event: Event) -> None:
+        """The subscription is past due; credits stay; the host is told by a signal."""
+        invoice = event.object
+        found = self._subscription_of(tx, invoice)
+        if found is None:
+            return
+        sub_id, user_id = found
+        news = News(
+            at=event.created,
+            source=event.id,
+            status="past_due",
+            customer_id=object_id(invoice.get("customer")),
+        )
+        if self._apply(tx, sub_id, user_id, news).status != "past_due":
+            log.info("payment failure of invoice %s is older than the record", invoice["id"])
+            return
+        tx.after_commit(
+            lambda: signals.send(
+                signals.payment_failed, user_id=user_id, subscription_id=sub_id, invoice=invoice
             )
-    elif mode == "subscription" and sub_id:
-        price = stored.price_id if stored else tags.get("paxpar_price_id")
-        paid = obj.get("payment_status") in ("paid", "no_payment_required")
-        _start_subscription(state, sub_id, user_id, customer, price, paid, at)
-
-
-def _start_subscription(
-    state: CheckoutState,
-    sub_id: str,
-    user_id: str,
-    customer: str | None,
-    price: str | None,
-    paid: bool,
-    at: int,
-) -> None:
-    row = state.store.lock_subscription(sub_id, user_id)
-    values: dict[str, Any] = {}
-    if row.customer_id is None and customer:
-        values["customer_id"] = customer
-    if row.price_id is None and price:
-        values["price_id"] = price
-    if row.status_at == 0:  # first news of it: later events will say more
-        values.update(status="active" if paid else "incomplete", status_at=at)
-    _save_subscription(state, row, values)
-
-
-def on_invoice_paid(event: dict[str, Any]) -> None:
-    """A subscription is paid up to the invoice line's period end; credits are reset."""
-    state = current_state()
-    invoice = event["data"]["object"]
-    found = _locked_subscription_of(state, invoice)
-    if found is None:
-        return
-    row, user_id = found
-    sub_id = row.id
-    if _ended(row):
-        log.info("invoice %s paid for ended subscription %s: no effect", invoice["id"], sub_id)
-        return
-    price, period_end = invoice_line(invoice)
-    created = int(invoice.get("created") or event["created"])
-    values: dict[str, Any] = {}
-    customer = object_id(invoice.get("customer"))
-    if row.customer_id is None and customer:
-        values["customer_id"] = customer
-    if row.last_paid_invoice_created is not None and created < row.last_paid_invoice_created:
-        log.info("invoice %s is older than the last paid one: no effect", invoice["id"])
-        _save_subscription(state, row, values)
-        return
-    values["last_paid_invoice_created"] = created
-    if period_end and period_end > (row.current_period_end or 0):
-        values["current_period_end"] = period_end
-    if event["created"] >= row.status_at:
-        values.update(status="active", status_at=event["created"])
-        if price:
-            values["price_id"] = price
-    elif row.price_id is None and price:
-        values["price_id"] = price  # a newer event changed the status, none said the price
-    _save_subscription(state, row, values)
-
-    per_period = credits_per_period(state, price or row.price_id)
-    if not state.config.credits_enabled:
-        return
-    if per_period is None:
-        log.warning(
-            "No credits known for price %s: set PAXPAR_CHECKOUT_PRICES or the price's "
-            "metadata 'credits'; credits of %s left as they are",
-            price or row.price_id,
-            user_id,
         )
-        return
-    announce(
-        state.store.change_credits(
-            user_id,
-            reason="subscription_reset",
-            target=per_period,
-            dedup_key=f"reset:{invoice['id']}",
-            stripe_object_id=invoice["id"],
+
+    def subscription_changed(self, tx: Transaction, event: Event) -> None:
+        """Follow Stripe's snapshot of a subscription: status, price, period end and
+        cancellation; an ending takes back the resets of invoices paid after it."""
+        sub = event.object
+        user_id = self._user_of(tx, sub)
+        if user_id is None:
+            return
+        deleted = event.type == "customer.subscription.deleted"
+        price, period_end = subscription_price_and_period_end(sub)
+        news = News(
+            at=event.created,
+            source=event.id,
+            status="canceled" if deleted else sub.get("status"),
+            price_id=price,
+            current_period_end=period_end,
+            customer_id=object_id(sub.get("customer")),
+            snapshot=sub,
         )
-    )
+        state = self._apply(tx, sub["id"], user_id, news)
+        if state.ended:
+            self._take_back_late_resets(tx, state)
 
+    def charge_refunded(self, tx: Transaction, event: Event) -> None:
+        """Take back a refunded purchase's credits in proportion (see ``refunds``)."""
+        if self.config.credits_enabled:
+            self.refunds.receive(tx, event.object, at=event.created)
 
-def on_invoice_payment_failed(event: dict[str, Any]) -> None:
-    """The subscription is past due; credits stay; the host is told by a signal."""
-    state = current_state()
-    invoice = event["data"]["object"]
-    found = _locked_subscription_of(state, invoice)
-    if found is None:
-        return
-    row, user_id = found
-    sub_id = row.id
-    created = int(invoice.get("created") or event["created"])
-    stale = (
-        _ended(row)
-        or created < (row.last_paid_invoice_created or 0)
-        or event["created"] < row.status_at
-    )
-    if stale:
-        log.info("payment failure of invoice %s is older than the record: no effect", invoice["id"])
-        return
-    _save_subscription(state, row, {"status": "past_due", "status_at": event["created"]})
-    defer(
-        signals.payment_failed,
-        user_id=user_id,
-        subscription_id=sub_id,
-        invoice=invoice,
-    )
-
-
-def on_subscription_updated(event: dict[str, Any]) -> None:
-    """Follow Stripe's status, price, period end and cancellation of a subscription."""
-    state = current_state()
-    sub = event["data"]["object"]
-    user_id = _user_of(state, sub)
-    if user_id is None:
-        return
-    row = state.store.lock_subscription(sub["id"], user_id)
-    if _ended(row) or event["created"] < row.status_at:
-        log.info("event %s is older than subscription %s's record", event["id"], sub["id"])
-        return
-    status = "canceled" if event["type"] == "customer.subscription.deleted" else sub["status"]
-    price, period_end = subscription_price_and_period_end(sub)
-    values: dict[str, Any] = {
-        "status": status,
-        "status_at": event["created"],
-        "cancel_at_period_end": bool(sub.get("cancel_at_period_end")),
-        "cancel_at": sub.get("cancel_at"),
-        "canceled_at": sub.get("canceled_at"),
-    }
-    if price:
-        values["price_id"] = price  # credits follow it from the next paid invoice on
-    if period_end:
-        values["current_period_end"] = period_end
-    customer = object_id(sub.get("customer"))
-    if customer and row.customer_id is None:
-        values["customer_id"] = customer
-    state_after = _save_subscription(state, row, values)
-    if status in TERMINAL:
-        defer(signals.subscription_canceled, user_id=user_id, subscription=state_after)
-        if state.config.credits_enabled and state.config.credits_on_cancel == "zero":
-            announce(
-                state.store.change_credits(
-                    user_id,
-                    reason="subscription_canceled",
-                    target=0,
-                    dedup_key=f"cancel:{sub['id']}",
-                    stripe_object_id=sub["id"],
-                )
+    def _take_back_late_resets(self, tx: Transaction, state: SubscriptionState) -> None:
+        """An ended subscription: resets of invoices paid at or after its end never were
+        (whichever arrived first), and with ``credits_on_cancel = "zero"`` the balance is
+        set to zero at its end."""
+        ended = state.cancelled_since
+        if ended is None or not self.config.credits_enabled:
+            return
+        resets = tx.execute(
+            tx.sql.resets_of_subscription, {"user_id": state.user_id, "subscription_id": state.id}
+        ).all()
+        late = [r for r in resets if as_utc(r.effective_at) >= stripe_time(ended)]
+        announce_credits(tx, self.ledger.remove(tx, state.user_id, late))
+        if self.config.credits_on_cancel == "zero":
+            entry = Entry(
+                "subscription_canceled",
+                0,
+                stripe_time(ended),
+                f"cancel:{state.id}",
+                stripe_object_id=state.id,
+                subscription_id=state.id,
             )
+            announce_credits(tx, self.ledger.record(tx, state.user_id, entry))
 
-
-def credits_per_period(state: CheckoutState, price_id: str | None) -> int | None:
-    """A plan's credits: the allow-list, else the price's metadata kept at checkout."""
-    if price_id is None:
-        return None
-    if state.config.prices is not None:
-        return state.config.prices.get(price_id)
-    row = state.store.price(price_id)
-    return row.credits if row is not None else None
-
-
-def _ended(row: Any) -> bool:
-    """A subscription known to have ended: no later event may revive it."""
-    return row.status in TERMINAL and row.status_at > 0
-
-
-def _locked_subscription_of(
-    state: CheckoutState, invoice: dict[str, Any]
-) -> tuple[Any, str] | None:
-    """The invoice's subscription row (locked) and user; None for a one-off invoice or an
-    invoice naming nobody."""
-    sub_id = invoice_subscription(invoice)
-    user_id = _user_of(state, invoice)
-    if sub_id is None or user_id is None:
-        return None
-    return state.store.lock_subscription(sub_id, user_id), user_id
-
-
-def _user_of(state: CheckoutState, obj: dict[str, Any]) -> str | None:
-    user = instance_tags(obj).get(USER_KEY)
-    if isinstance(user, str) and user:
-        return user
-    customer = object_id(obj.get("customer"))
-    return state.store.user_of_customer(customer) if customer else None
-
-
-def _save_subscription(state: CheckoutState, row: Any, values: dict[str, Any]) -> Any:
-    if not values:
-        return subscription_state(row._mapping)
-    state.store.update_subscription(row.id, values)
-    after = subscription_state({**row._mapping, **values})
-    defer(signals.subscription_changed, user_id=after.user_id, subscription=after)
-    return after
-
-
-def announce(change: CreditChange | None) -> None:
-    if change is not None:
-        defer(
-            signals.credits_changed,
-            user_id=change.user_id,
-            before=change.before,
-            after=change.after,
-            reason=change.reason,
-            stripe_object_id=change.stripe_object_id,
+    def _reset_credits(
+        self,
+        tx: Transaction,
+        user_id: str,
+        invoice_id: str,
+        sub_id: str,
+        price: str | None,
+        paid_at: int,
+    ) -> None:
+        if not self.config.credits_enabled:
+            return
+        per_period = self.credits_per_period(tx, price)
+        if per_period is None:
+            log.warning(
+                "No credits known for price %s: set PAXPAR_CHECKOUT_PRICES or the price's "
+                "metadata 'credits'; credits of %s left as they are",
+                price,
+                user_id,
+            )
+            return
+        entry = Entry(
+            "subscription_reset",
+            per_period,
+            stripe_time(paid_at),
+            f"reset:{invoice_id}",
+            stripe_object_id=invoice_id,
+            subscription_id=sub_id,
         )
+        announce_credits(tx, self.ledger.record(tx, user_id, entry))
+
+    def credits_per_period(self, tx: Transaction, price_id: str | None) -> int | None:
+        """A plan's credits: the allow-list, else the price's metadata kept at checkout."""
+        if price_id is None:
+            return None
+        if self.config.prices is not None:
+            return self.config.prices.get(price_id)
+        row = self.prices.get(tx, price_id)
+        return row.credits if row is not None else None
+
+    def _apply(self, tx: Transaction, sub_id: str, user_id: str, news: News) -> SubscriptionState:
+        applied = self.subscriptions.apply(tx, sub_id, user_id, news)
+        announce_subscription(tx, applied)
+        return applied.state
+
+    def _subscription_of(self, tx: Transaction, invoice: dict[str, Any]) -> tuple[str, str] | None:
+        """The invoice's subscription and user; None for a one-off invoice or one naming
+        nobody."""
+        sub_id = invoice_subscription(invoice)
+        user_id = self._user_of(tx, invoice)
+        if sub_id is None or user_id is None:
+            return None
+        return sub_id, user_id
+
+    def _user_of(self, tx: Transaction, obj: dict[str, Any]) -> str | None:
+        user = instance_tags(obj).get(USER_KEY)
+        if isinstance(user, str) and user:
+            return user
+        customer = object_id(obj.get("customer"))
+        return self.customers.user_of(tx, customer) if customer else None
 
 
-def _int(value: Any) -> int | None:
-    return int(value) if isinstance(value, str) and value.isdigit() else None
-
-
-BUILTIN_HANDLERS: dict[str, Handler] = {
-    "checkout.session.completed": on_checkout_session_completed,
-    "checkout.session.async_payment_succeeded": on_checkout_session_completed,
-    "checkout.session.expired": on_checkout_session_expired,
-    "invoice.paid": on_invoice_paid,
-    "invoice.payment_failed": on_invoice_payment_failed,
-    "customer.subscription.updated": on_subscription_updated,
-    "customer.subscription.deleted": on_subscription_updated,
-}
+def _paid_at(invoice: dict[str, Any]) -> int | None:
+    transitions = invoice.get("status_transitions")
+    paid_at = transitions.get("paid_at") if isinstance(transitions, dict) else None
+    return paid_at if isinstance(paid_at, int) and not isinstance(paid_at, bool) else None

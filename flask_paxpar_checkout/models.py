@@ -24,6 +24,8 @@ PREFIX = "paxpar_checkout_"
 _ID = 255  # Stripe ids are opaque strings "up to 255 characters"
 _USER = 64
 _AUTO_ID = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER only
+# A ledger position orders entries by comparing strings: byte order, whatever the locale.
+_POSITION = String(_ID + 64).with_variant(String(_ID + 64, collation="C"), "postgresql")
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class Tables:
     ledger: Table
     subscriptions: Table
     prices: Table
+    refunds: Table
 
 
 def define_tables(metadata: MetaData) -> Tables:
@@ -66,6 +69,8 @@ def define_tables(metadata: MetaData) -> Tables:
         Column("redirect_url", Text, nullable=False),
         Column("status", String(16), nullable=False),
         Column("subscription_id", String(_ID)),
+        # A refunded charge names its payment intent only: this is how a refund finds it.
+        Column("payment_intent_id", String(_ID), index=True),
         Column("created_at", DateTime(timezone=True), nullable=False),
         Column("completed_at", DateTime(timezone=True)),
     )
@@ -100,6 +105,9 @@ def define_tables(metadata: MetaData) -> Tables:
         metadata,
         Column("user_id", String(_USER), primary_key=True),
         Column("credits", Integer, nullable=False),
+        # The position of the ledger's last entry: an entry sorting after it is appended,
+        # any other is late and folds the ledger again from where it belongs.
+        Column("last_position", _POSITION),
         Column("updated_at", DateTime(timezone=True), nullable=False),
         CheckConstraint("credits >= 0", name=PREFIX + "balances_not_negative"),
     )
@@ -107,16 +115,25 @@ def define_tables(metadata: MetaData) -> Tables:
         PREFIX + "credit_ledger",
         metadata,
         Column("id", _AUTO_ID, primary_key=True, autoincrement=True),
-        Column("user_id", String(_USER), nullable=False, index=True),
+        Column("user_id", String(_USER), nullable=False),
+        # Where the entry takes effect in Stripe's timeline, and its place in the fold:
+        # "<effective time in microseconds>|<0 for a reset, else 1>|<dedup_key>".
+        Column("effective_at", DateTime(timezone=True), nullable=False),
+        Column("position", _POSITION, nullable=False),
+        # What the entry asks: a reset's balance, else the signed change.
+        Column("amount", Integer, nullable=False),
+        # What it did, as folded: the change of the balance and the balance after it.
         Column("delta", Integer, nullable=False),
         Column("balance_after", Integer, nullable=False),
         Column("reason", String(32), nullable=False),
         Column("stripe_object_id", String(_ID)),
-        # One business effect, one row: "purchase:cs_...", "reset:in_...". NULL for spends.
-        Column("dedup_key", String(_ID + 32), unique=True),
+        Column("subscription_id", String(_ID)),
+        # One business effect, one row: "purchase:cs_...", "reset:in_...", "local:<uuid>".
+        Column("dedup_key", String(_ID + 32), nullable=False, unique=True),
         Column("memo", String(255)),
         Column("created_at", DateTime(timezone=True), nullable=False),
     )
+    Index(PREFIX + "credit_ledger_position_idx", ledger.c.user_id, ledger.c.position, unique=True)
     subscriptions = Table(
         PREFIX + "subscriptions",
         metadata,
@@ -129,10 +146,19 @@ def define_tables(metadata: MetaData) -> Tables:
         Column("cancel_at_period_end", Boolean, nullable=False),
         Column("cancel_at", BigInteger),
         Column("canceled_at", BigInteger),
-        # Stripe `created` of the newest event applied to status / to credits, so that a late,
-        # older event never rolls the record back.
+        Column("ended_at", BigInteger),
+        # The newest news applied, by Stripe's time then the event's id, so that a late,
+        # older event never rolls the record back: of the status (`status_*`), of the price
+        # (`price_*`), of the period end (`period_*`), and of the cancellation fields, which
+        # only the subscription's own snapshots carry (`snapshot_*`).
         Column("status_at", BigInteger, nullable=False),
-        Column("last_paid_invoice_created", BigInteger),
+        Column("status_source", String(_ID), nullable=False, server_default=""),
+        Column("price_at", BigInteger, nullable=False, server_default="0"),
+        Column("price_source", String(_ID), nullable=False, server_default=""),
+        Column("period_at", BigInteger, nullable=False, server_default="0"),
+        Column("period_source", String(_ID), nullable=False, server_default=""),
+        Column("snapshot_at", BigInteger, nullable=False, server_default="0"),
+        Column("snapshot_source", String(_ID), nullable=False, server_default=""),
         Column("created_at", DateTime(timezone=True), nullable=False),
         Column("updated_at", DateTime(timezone=True), nullable=False),
     )
@@ -145,7 +171,28 @@ def define_tables(metadata: MetaData) -> Tables:
         Column("credits", Integer),
         Column("fetched_at", DateTime(timezone=True), nullable=False),
     )
-    return Tables(customers, sessions, events, balances, ledger, subscriptions, prices)
+    # Every cumulative `amount_refunded` seen of a charge: a refund finds its purchase by the
+    # payment intent, and waits here, without effect, until that purchase is known.
+    refunds = Table(
+        PREFIX + "refunds",
+        metadata,
+        Column("charge_id", String(_ID), primary_key=True),
+        Column("amount_refunded", BigInteger, primary_key=True),
+        Column("payment_intent_id", String(_ID), nullable=False, index=True),
+        Column("amount", BigInteger, nullable=False),
+        Column("refunded_at", BigInteger, nullable=False),
+        Column("received_at", DateTime(timezone=True), nullable=False),
+    )
+    return Tables(customers, sessions, events, balances, ledger, subscriptions, prices, refunds)
 
 
-_NAMES = ("customers", "sessions", "events", "balances", "credit_ledger", "subscriptions", "prices")
+_NAMES = (
+    "customers",
+    "sessions",
+    "events",
+    "balances",
+    "credit_ledger",
+    "subscriptions",
+    "prices",
+    "refunds",
+)

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from .errors import UnsafeRedirect
+
 MAX_LENGTH = 2048
-
-
-class UnsafeRedirect(ValueError):
-    """The redirect is not a path on this instance nor a URL of an allowed host."""
 
 
 def resolve_redirect(value: str, *, public_url: str, allowed_hosts: frozenset[str]) -> str:

@@ -20,8 +20,8 @@ from marshmallow import (
 from werkzeug.datastructures import MultiDict
 
 from .config import PRICE_ID, CheckoutConfig
-from .errors import ConfigurationError
-from .redirects import UnsafeRedirect, resolve_redirect
+from .errors import ConfigurationError, UnsafeRedirect
+from .redirects import resolve_redirect
 
 _DIGITS = re.compile(r"[0-9]{1,100}")
 SESSION_ID = re.compile(r"^cs_(test|live)_[A-Za-z0-9]{1,250}\Z")

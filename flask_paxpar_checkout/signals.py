@@ -7,7 +7,10 @@ made the change has committed, so an observer never sees an effect that was roll
 
 from __future__ import annotations
 
-from blinker import Namespace
+from typing import Any
+
+from blinker import Namespace, Signal
+from flask import current_app
 
 _signals = Namespace()
 
@@ -35,7 +38,8 @@ credits_changed = _signals.signal(
     "credits-changed",
     doc=(
         "A user's credit balance changed (deprecated credit system). Kwargs: ``user_id``, "
-        "``before``, ``after``, ``reason`` ('purchase', 'subscription_reset', 'spend', "
+        "``before``, ``after`` (the balance before and after the ledger was folded), "
+        "``reason`` ('purchase', 'subscription_reset', 'refund', 'spend', 'grant', "
         "'subscription_canceled'), ``stripe_object_id``."
     ),
 )
@@ -48,6 +52,12 @@ subscription_canceled = _signals.signal(
     "subscription-canceled",
     doc="A subscription ended. Kwargs: ``user_id``, ``subscription``.",
 )
+purchase_refunded = _signals.signal(
+    "purchase-refunded",
+    doc="A credit purchase was refunded, in full or in part, and its credits taken back in "
+    "proportion. Kwargs: ``user_id``, ``session_id``, ``charge_id``, ``credits`` (taken back "
+    "by this refund), ``amount_refunded`` (the charge's cumulative refunded amount).",
+)
 payment_failed = _signals.signal(
     "payment-failed",
     doc="A subscription invoice's payment failed; tell the user. Kwargs: ``user_id``, "
@@ -58,6 +68,8 @@ __all__ = [
     "checkout_session_created",
     "credits_changed",
     "payment_failed",
+    "purchase_refunded",
+    "send",
     "subscription_canceled",
     "subscription_changed",
     "webhook_failed",
@@ -65,3 +77,9 @@ __all__ = [
     "webhook_processed",
     "webhook_received",
 ]
+
+
+def send(signal: Signal, **kwargs: Any) -> None:
+    """Send ``signal`` from the current app, if anything listens."""
+    if signal.receivers:
+        signal.send(current_app._get_current_object(), **kwargs)  # type: ignore[attr-defined]

@@ -1,23 +1,25 @@
-"""The per-app state kept in ``app.extensions["paxpar_checkout"]``."""
+"""The per-app state kept in ``app.extensions["paxpar_checkout"]``, built by ``init_app``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from flask import current_app
+from marshmallow import Schema
 
+from .billing import CheckoutSessions, Customers, Prices
+from .checkout_sessions import CheckoutSessionMaker
 from .config import CheckoutConfig
+from .database import Database
 from .gateway import StripeGateway
+from .ledger import CreditLedger
 from .models import Tables
-from .store import Store
-
-if TYPE_CHECKING:
-    from marshmallow import Schema
-
-    from .dispatch import Dispatcher
-    from .extension import PaxparCheckout
-    from .sessions import SessionFactory
+from .pipeline import Pipeline
+from .purchases import Purchases
+from .records import EventRecords
+from .refunds import Refunds
+from .subscriptions import Subscriptions
+from .users import UserSource
 
 EXTENSION_KEY = "paxpar_checkout"
 
@@ -26,13 +28,21 @@ EXTENSION_KEY = "paxpar_checkout"
 class CheckoutState:
     """Everything one app's plugin needs, built once by ``init_app``."""
 
-    extension: PaxparCheckout
     config: CheckoutConfig
     tables: Tables
-    store: Store
+    database: Database
+    records: EventRecords
+    ledger: CreditLedger
+    subscriptions: Subscriptions
+    customers: Customers
+    checkout_sessions: CheckoutSessions
+    prices: Prices
     gateway: StripeGateway
-    sessions: SessionFactory
-    dispatcher: Dispatcher
+    session_maker: CheckoutSessionMaker
+    purchases: Purchases
+    refunds: Refunds
+    pipeline: Pipeline
+    users: UserSource
     session_query: Schema
     portal_query: Schema
 

@@ -21,9 +21,9 @@ from flask.cli import with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
 
 from .events import invoice_subscription
-from .extension import user_key
 from .state import CheckoutState, current_state
 from .testing.events import ERAS, SUPPORTED_TYPES, Era, EventBuilder, signed
+from .users import user_key
 
 SUBSCRIPTION_STATUSES = (
     "active",
@@ -183,13 +183,11 @@ def _known(state: CheckoutState, user: str) -> dict[str, str]:
     """The user's subscription, price and customer as this app knows them, if it can tell."""
     known: dict[str, str] = {}
     try:
-        sub = state.store.subscription(user)
-        customer = state.store.customer_id(user)
+        with state.database.transaction() as tx:
+            sub = state.subscriptions.of_user(tx, user)
+            customer = state.customers.customer_of(tx, user)
     except SQLAlchemyError:  # no tables yet: the defaults will do
-        state.store.session.rollback()
         return known
-    finally:
-        state.store.session.close()  # hold no lock while the webhook writes
     if sub is not None:
         known["subscription"] = sub.id
         if sub.price_id:

@@ -17,9 +17,9 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, ServiceUnavailable
 from werkzeug.wrappers import Response
 
-from .dispatch import HandlerFailed, unit_of_work
 from .errors import (
     CheckoutHTTPError,
+    HandlerFailed,
     InvalidRequest,
     InvalidWebhook,
     NoStripeCustomer,
@@ -27,10 +27,9 @@ from .errors import (
     StripeServiceError,
 )
 from .events import FQDN_KEY, instance_tags
-from .handlers import fulfil_checkout_session
 from .schemas import SuccessQuery
-from .sessions import CheckoutUser
 from .state import current_state
+from .users import CheckoutUser
 
 log = logging.getLogger("flask_paxpar_checkout")
 blueprint = Blueprint("paxpar_checkout", __name__)
@@ -47,7 +46,7 @@ def create_session() -> Response:
     user = _require_user()
     checkout = _load(state.session_query, request.args)
     cancel_url = state.config.public_url + state.config.cancel_redirect
-    created = state.sessions.create(user, checkout, cancel_url=cancel_url)
+    created = state.session_maker.create(user, checkout, cancel_url=cancel_url)
     response = _redirect_or_json(created.url, {"id": created.id, "url": created.url})
     if checkout.qty is not None:
         response.headers["Deprecation"] = CREDITS_DEPRECATION
@@ -64,18 +63,18 @@ def checkout_success() -> Response:
         session_id: str = _success_query.load(request.args)
     except ValidationError:
         return redirect(default, 303)
-    user = state.extension.current_user()
-    stored = state.store.checkout_session(session_id)
+    user = state.users.current()
+    with state.database.transaction() as tx:
+        stored = state.checkout_sessions.get(tx, session_id)
     if stored is None or user is None or stored.user_id != user.id:
         return redirect(default, 303)
-    state.store.release()
+    state.database.commit_session()
     try:
         session = state.gateway.retrieve_checkout_session(session_id)
     except StripeServiceError:
         return redirect(stored.redirect_url, 303)  # the webhook will fulfil it
     if instance_tags(session).get(FQDN_KEY) == state.config.fqdn:
-        with unit_of_work(state.store):
-            fulfil_checkout_session(session, at=int(session.get("created") or 0))
+        state.purchases.fulfil_return(session)
     return redirect(stored.redirect_url, 303)
 
 
@@ -84,10 +83,12 @@ def account() -> Response:
     """The current user's credits and subscription, for the front end."""
     state = current_state()
     user = _require_user(login_redirect=False)
-    sub = state.store.subscription(user.id)
+    with state.database.transaction() as tx:
+        sub = state.subscriptions.of_user(tx, user.id)
+        credits = state.ledger.balance(tx, user.id)
     body: dict[str, Any] = {
         "user_id": user.id,
-        "credits": state.store.credits(user.id) if state.config.credits_enabled else None,
+        "credits": credits if state.config.credits_enabled else None,
         "credits_enabled": state.config.credits_enabled,
         "subscription": None
         if sub is None
@@ -113,12 +114,13 @@ def customer_portal() -> Response:
     state = current_state()
     user = _require_user()
     return_url: str = _load(state.portal_query, request.args)
-    customer = state.store.customer_id(user.id)
+    with state.database.transaction() as tx:
+        customer = state.customers.customer_of(tx, user.id)
     if customer is None:
         raise NoStripeCustomer(
             "There is nothing to manage yet: this account has never paid through Stripe."
         )
-    state.store.release()
+    state.database.commit_session()
     portal = state.gateway.create_portal_session(customer=customer, return_url=return_url)
     return _redirect_or_json(portal["url"], {"url": portal["url"]})
 
@@ -129,7 +131,7 @@ def webhook() -> tuple[Response, int]:
     state = current_state()
     body = _read_body(state.config.webhook_max_bytes)
     try:
-        outcome = state.dispatcher.receive(body, request.headers.get("Stripe-Signature"))
+        outcome = state.pipeline.receive(body, request.headers.get("Stripe-Signature"))
     except InvalidWebhook as exc:
         log.warning("Refused a webhook delivery: %s", exc.description)
         raise
@@ -138,7 +140,8 @@ def webhook() -> tuple[Response, int]:
     answer: dict[str, Any] = {"status": outcome.status, "event": outcome.event_id}
     if outcome.reason:
         answer["reason"] = outcome.reason
-    # Serialised directly: every delivery gets this answer, and jsonify costs ~15 us more.
+    # Serialised directly: every delivery gets this answer, and needs none of jsonify's
+    # options.
     text = json.dumps(answer, separators=(",", ":"))
     return current_app.response_class(text, mimetype="application/json"), 200
 
@@ -164,7 +167,7 @@ def http_error(exc: HTTPException) -> ResponseReturnValue:
 def database_error(exc: SQLAlchemyError) -> ResponseReturnValue:
     """The database failed: 503 in the one error shape. The log names the error, never the
     statement's parameters (they hold users' emails and Stripe ids)."""
-    current_state().store.session.rollback()
+    current_state().database.session.rollback()
     cause = getattr(exc, "orig", None) or exc
     log.error("Database error in %s: %s: %.200s", request.path, type(exc).__name__, cause)
     return http_error(
@@ -209,7 +212,7 @@ def _read_body(limit: int) -> bytes:
 
 
 def _require_user(*, login_redirect: bool = True) -> CheckoutUser:
-    user = current_state().extension.current_user()
+    user = current_state().users.current()
     if user is not None:
         return user
     login_url = current_state().config.login_url

@@ -12,11 +12,25 @@ from flask_paxpar_checkout.state import current_state
 def rows(table_name: str) -> list[Any]:
     state = current_state()
     table = getattr(state.tables, table_name)
-    return list(state.store.session.execute(select(table)))
+    return list(state.database.session.execute(select(table)))
 
 
 def count(table_name: str) -> int:
     state = current_state()
     table = getattr(state.tables, table_name)
     stmt = select(func.count()).select_from(table)
-    return int(state.store.session.execute(stmt).scalar_one())
+    return int(state.database.session.execute(stmt).scalar_one())
+
+
+def ledger_total(user_id: str) -> int:
+    """The sum of the user's ledger deltas."""
+    state = current_state()
+    with state.database.transaction() as tx:
+        return state.ledger.total(tx, user_id)
+
+
+def checkout_row(session_id: str) -> Any:
+    """The stored Checkout Session, or None."""
+    state = current_state()
+    with state.database.transaction() as tx:
+        return state.checkout_sessions.get(tx, session_id)

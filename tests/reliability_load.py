@@ -154,7 +154,8 @@ class Deliveries:
 
 
 def deliver_once(url: str, event: dict[str, Any], secret: str) -> Answer:
-    """POST ``event`` signed now; never raises for a failed connection."""
+    """POST ``event`` signed now; never raises for a failed connection, nor for a response
+    cut short (a worker killed while answering breaks the chunked body)."""
     body, headers = signed(event, secret)
     started = time.monotonic()
     try:
@@ -163,7 +164,7 @@ def deliver_once(url: str, event: dict[str, Any], secret: str) -> Answer:
             if response.status_code == 200:
                 outcome = response.json().get("status")
             return Answer(event["id"], response.status_code, outcome, time.monotonic() - started)
-    except requests.ConnectionError:
+    except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
         return Answer(event["id"], None, None, time.monotonic() - started)
 
 

@@ -9,8 +9,10 @@ PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test,example,browser]'
 
+# Both suites run even when the first fails; the script fails if either did.
+status=0
 echo "== tests on SQLite"
-PAXPAR_TEST_DATABASE_URL= .venv/bin/python -m pytest "$@"
+PAXPAR_TEST_DATABASE_URL= .venv/bin/python -m pytest "$@" || status=$?
 
 PG_URL="${PAXPAR_TEST_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test}"
 if .venv/bin/python - "$PG_URL" <<'PY'
@@ -25,10 +27,11 @@ except Exception as exc:
 PY
 then
     echo "== tests on PostgreSQL"
-    PAXPAR_TEST_DATABASE_URL="$PG_URL" .venv/bin/python -m pytest "$@"
+    PAXPAR_TEST_DATABASE_URL="$PG_URL" .venv/bin/python -m pytest "$@" || status=$?
 elif [ "${CI:-}" = "true" ]; then
     echo "CI needs PostgreSQL at $PG_URL" >&2
     exit 1
 else
     echo "== PostgreSQL suite skipped: no server at $PG_URL"
 fi
+exit "$status"

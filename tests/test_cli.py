@@ -10,8 +10,8 @@ from flask import Flask
 from sqlalchemy import update
 
 from flask_paxpar_checkout import PaxparCheckout
+from flask_paxpar_checkout.ledger import utcnow
 from flask_paxpar_checkout.state import current_state
-from flask_paxpar_checkout.store import utcnow
 from flask_paxpar_checkout.testing import EventBuilder
 
 from .conftest import FQDN, PRICE_BASIC
@@ -26,7 +26,7 @@ def test_list_show_and_filters(app: Flask, deliver: Callable[..., Any]) -> None:
     events = EventBuilder(fqdn=FQDN)
     paid = events.invoice_paid(user_id="1", subscription_id="sub_1", price_id=PRICE_BASIC)
     deliver(paid)
-    deliver(events.event("charge.refunded", {"object": "charge", "id": "ch_1", "metadata": {}}))
+    deliver(events.event("customer.created", {"object": "customer", "id": "cus_1", "metadata": {}}))
 
     listed = run(app, "list")
     assert listed.exit_code == 0
@@ -95,12 +95,12 @@ def test_prune_keeps_recent_and_failed_events(
         deliver(e)
     state = current_state()
     t = state.tables.events
-    state.store.session.execute(
+    state.database.session.execute(
         update(t)
         .where(t.c.id.in_([old_ok["id"], old_failed["id"]]))
         .values(received_at=utcnow() - timedelta(days=100))
     )
-    state.store.session.commit()
+    state.database.session.commit()
 
     assert run(app, "prune", "--older-than", "soon").exit_code == 2
     pruned = run(app, "prune", "--older-than", "90d")

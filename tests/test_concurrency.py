@@ -186,13 +186,13 @@ def check_final_state(engine: Engine, tale: Story, expected: Expected) -> None:
         for row in conn.execute(
             text(
                 "SELECT user_id, delta, balance_after, dedup_key FROM "
-                "paxpar_checkout_credit_ledger ORDER BY id"
+                "paxpar_checkout_credit_ledger ORDER BY user_id, position"
             )
         ):
             ledger[row.user_id].append(row)
         for user in tale.users:
             balance = 0
-            for row in ledger[user]:  # each change applies on the one before it
+            for row in ledger[user]:  # in the fold's order, each applies on the one before
                 assert row.balance_after == balance + row.delta, (user, ledger[user])
                 balance = row.balance_after
             assert balance == expected.credits[user], user

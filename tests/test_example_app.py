@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -325,8 +326,11 @@ def test_account_page_shows_balance_ledger_and_subscription(
     assert 'href="/api/checkout/portal?redirect=/account">Manage subscription' in html
     assert "checkout trigger invoice.paid --user 1" in html
 
-    failed = events.invoice_payment_failed(
-        user_id="1", subscription_id="sub_demo1", price_id="price_basic"
+    failed = events.invoice_payment_failed(  # a later event: two of one second tie by id
+        user_id="1",
+        subscription_id="sub_demo1",
+        price_id="price_basic",
+        event_created=int(time.time()) + 5,
     )
     assert deliver(client, failed).get_json()["status"] == "processed"
     assert 'id="subscription-status">past_due<' in page(client, "/account")

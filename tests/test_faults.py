@@ -25,7 +25,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError
 
 from flask_paxpar_checkout import PaxparCheckout
-from flask_paxpar_checkout.handlers import BUILTIN_HANDLERS
+from flask_paxpar_checkout.handlers import HANDLED_TYPES
 from flask_paxpar_checkout.state import current_state
 from flask_paxpar_checkout.testing import EventBuilder, StripeStub, signed
 
@@ -121,7 +121,7 @@ def transaction(request: pytest.FixtureRequest, checkout: PaxparCheckout) -> str
     """The transaction an event runs in: the plugin's own when only the built-in handlers
     handle it, the host's ``db.session`` one when a host handler is registered too."""
     if request.param == "host-session":
-        for kind in BUILTIN_HANDLERS:
+        for kind in HANDLED_TYPES:
             checkout.webhook_handler(kind)(lambda event: None)
     return str(request.param)
 
@@ -187,7 +187,7 @@ def renewal(kit: Kit, user: str) -> tuple[dict[str, Any], Callable[[], None]]:
         )
     )
     kit.checkout.spend_credits(user, 40)
-    now = int(time.time())
+    now = int(time.time()) + 5  # paid after the spend, in Stripe's timeline too
     event = kit.events.invoice_paid(
         user_id=user,
         subscription_id=f"sub_{user}",
@@ -213,7 +213,7 @@ def renewal(kit: Kit, user: str) -> tuple[dict[str, Any], Callable[[], None]]:
 
 def snapshot_rows(name: str) -> list[Any]:
     table = getattr(current_state().tables, name)
-    return list(current_state().store.session.execute(select(table)))
+    return list(current_state().database.session.execute(select(table)))
 
 
 # (a scenario, the table whose writes fail): each table the scenario must write to

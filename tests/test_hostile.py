@@ -38,6 +38,7 @@ from flask_paxpar_checkout.testing import EventBuilder, StripeStub, encode, sign
 from flask_paxpar_checkout.testing.events import ERAS, SUPPORTED_TYPES
 
 from .conftest import FQDN, PRICE_BASIC, PRICES, WEBHOOK_SECRET, as_user, base_config, other_app
+from .helpers import checkout_row
 from .reliability_db import isolated_database
 from .reliability_faults import failing_writes
 from .reliability_urls import browser_target
@@ -86,7 +87,7 @@ def handler_runs(checkout: PaxparCheckout, app: Flask) -> Iterator[list[str]]:
 
 def count(name: str) -> int:
     table = getattr(current_state().tables, name)
-    session = current_state().store.session
+    session = current_state().database.session
     n = len(list(session.execute(select(table))))
     session.rollback()
     return n
@@ -219,7 +220,7 @@ def test_open_redirect_payloads_through_session_and_portal(
         assert portal.status_code in (200, 400), (payload, portal.status_code)
     stored = [
         r.redirect_url
-        for r in current_state().store.session.execute(
+        for r in current_state().database.session.execute(
             select(current_state().tables.sessions.c.redirect_url)
         )
     ]
@@ -308,8 +309,8 @@ def test_session_query_strings_never_crash_nor_store_an_off_site_redirect(
             assert stripe.requests_to("POST", "/v1/checkout/sessions") == []
             assert count("sessions") == before
             continue
-        created = current_state().store.checkout_session(answer.get_json()["id"])
-        current_state().store.session.rollback()
+        created = checkout_row(answer.get_json()["id"])
+        current_state().database.session.rollback()
         assert created is not None and on_site(created.redirect_url), created
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import socket
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -76,6 +77,13 @@ def answers(result: Result) -> list[str]:
     return [line for line in result.output.splitlines() if line.startswith("-> ")]
 
 
+def next_second() -> None:
+    """Wait for the next whole second: a triggered event is stamped with the second it is
+    made in, and two events of one second are ordered by their ids, not by when they were
+    sent."""
+    time.sleep(1 - time.time() % 1 + 0.01)
+
+
 def reset_rows() -> list[Any]:
     return [r for r in rows("ledger") if r.reason == "subscription_reset"]
 
@@ -88,6 +96,7 @@ def test_invoice_paid_resets_credits_to_the_plan(
     app: Flask, checkout: PaxparCheckout, served: LiveServer, era: str
 ) -> None:
     checkout.add_credits(1, 7)
+    next_second()
 
     result = trigger(app, "invoice.paid", "--user", "1", "--era", era)
 
@@ -111,6 +120,7 @@ def test_payment_failed_marks_the_subscription_past_due(
     app: Flask, checkout: PaxparCheckout, era: str
 ) -> None:
     assert trigger(app, "invoice.paid", "--user", "1", "--era", era).exit_code == 0
+    next_second()
 
     result = trigger(app, "invoice.payment_failed", "--user", "1", "--era", era)
 
@@ -127,6 +137,7 @@ def test_twice_the_second_delivery_is_a_duplicate(
     app: Flask, checkout: PaxparCheckout, era: str
 ) -> None:
     checkout.add_credits(1, 3)
+    next_second()
 
     result = trigger(app, "invoice.paid", "--user", "1", "--twice", "--era", era)
 
@@ -207,6 +218,7 @@ def test_subscription_updated_status(
     app: Flask, checkout: PaxparCheckout, status: str, active: bool
 ) -> None:
     assert trigger(app, "invoice.paid", "--user", "1").exit_code == 0
+    next_second()
 
     result = trigger(app, "customer.subscription.updated", "--user", "1", "--status", status)
 
@@ -218,6 +230,7 @@ def test_subscription_updated_status(
 
 def test_subscription_deleted(app: Flask, checkout: PaxparCheckout) -> None:
     assert trigger(app, "invoice.paid", "--user", "1").exit_code == 0
+    next_second()
 
     result = trigger(app, "customer.subscription.deleted", "--user", "1")
 

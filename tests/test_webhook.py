@@ -15,7 +15,7 @@ from flask_paxpar_checkout import PaxparCheckout, signals
 from flask_paxpar_checkout.testing import EventBuilder, encode, sign_payload, signed
 
 from .conftest import FQDN, PRICE_BASIC, PRICE_PRO, WEBHOOK_SECRET, other_app
-from .helpers import count, rows
+from .helpers import count, ledger_total, rows
 
 Deliver = Callable[..., Any]
 URL = "/api/checkout/webhook"
@@ -154,11 +154,12 @@ def test_untagged_events_are_ignored_unless_accepted(
 
 def test_unknown_types_are_ignored_with_200(deliver: Deliver, events: EventBuilder) -> None:
     event = events.event(
-        "charge.refunded", {"object": "charge", "id": "ch_1", "metadata": events.tags("1")}
+        "payment_intent.created",
+        {"object": "payment_intent", "id": "pi_1", "metadata": events.tags("1")},
     )
     response = deliver(event)
     assert response.status_code == 200
-    assert response.get_json()["reason"] == "no handler for charge.refunded"
+    assert response.get_json()["reason"] == "no handler for payment_intent.created"
 
 
 # -- one-time purchases ----------------------------------------------------------------------
@@ -285,8 +286,8 @@ def test_each_invoice_resets_credits_once(
     assert deliver(events.event("invoice.paid", first["data"]["object"])).status_code == 200
     assert checkout.credits(5) == 70  # the same invoice under another event id: no reset
 
-    second = events.invoice_paid(
-        user_id="5", subscription_id="sub_5", price_id=PRICE_BASIC, created=now
+    second = events.invoice_paid(  # paid after the spend, in Stripe's timeline too
+        user_id="5", subscription_id="sub_5", price_id=PRICE_BASIC, created=now + 5
     )
     deliver(second)
     assert checkout.credits(5) == 100
@@ -520,17 +521,21 @@ def test_handler_registry_holds_strong_references(
 def test_credit_ledger_never_drifts_from_the_balance(
     deliver: Deliver, checkout: PaxparCheckout, events: EventBuilder
 ) -> None:
-    from flask_paxpar_checkout.state import current_state
-
-    deliver(events.checkout_session_completed(user_id="4", qty=30))
-    checkout.spend_credits(4, 5)
-    deliver(events.invoice_paid(user_id="4", subscription_id="sub_4", price_id=PRICE_BASIC))
+    now = int(time.time())
+    deliver(events.checkout_session_completed(user_id="4", qty=30, created=now - 300))
+    checkout.spend_credits(4, 5)  # effective now: after every event of this history
+    paid = events.invoice_paid(
+        user_id="4", subscription_id="sub_4", price_id=PRICE_BASIC, created=now - 200
+    )
+    deliver(paid)
     checkout.spend_credits(4, 7, memo="export")
-    deliver(events.checkout_session_completed(user_id="4", qty=3))
-    assert checkout.credits(4) == 96
-    assert current_state().store.ledger_total("4") == 96
-    balances = [e["balance_after"] for e in reversed(checkout.ledger(4))]
-    assert balances == [30, 25, 100, 93, 96]
+    deliver(events.checkout_session_completed(user_id="4", qty=3, created=now - 100))
+    # In Stripe's timeline: +30, reset to 100, +3, then the two spends.
+    assert checkout.credits(4) == 91
+    assert ledger_total("4") == 91
+    entries = list(reversed(checkout.ledger(4)))
+    assert [e["balance_after"] for e in entries] == [30, 100, 103, 98, 91]
+    assert [e["delta"] for e in entries] == [30, 70, 3, -5, -7]
 
 
 def test_observed_engines_take_sqlalchemys_path_with_the_same_effects(
@@ -546,11 +551,15 @@ def test_observed_engines_take_sqlalchemys_path_with_the_same_effects(
         seen.append(statement)
 
     sa_event.listen(db.engine, "before_cursor_execute", record)
+    now = int(time.time())
     try:
-        purchase = events.checkout_session_completed(user_id="11", qty=9)
+        purchase = events.checkout_session_completed(user_id="11", qty=9, created=now - 20)
         assert deliver(purchase).get_json()["status"] == "processed"
         assert deliver(purchase).get_json()["status"] == "duplicate"
-        deliver(events.invoice_paid(user_id="11", subscription_id="sub_11", price_id=PRICE_PRO))
+        paid = events.invoice_paid(
+            user_id="11", subscription_id="sub_11", price_id=PRICE_PRO, created=now - 10
+        )
+        deliver(paid)
         checkout.spend_credits(11, 20)
     finally:
         sa_event.remove(db.engine, "before_cursor_execute", record)
@@ -582,14 +591,15 @@ def test_an_event_runs_in_a_transaction_of_its_own_unless_the_host_takes_part(
         begun.append(session)
 
     sa_event.listen(Session, "after_begin", on_begin)
+    now = int(time.time())
     try:
-        own = events.checkout_session_completed(user_id="21", qty=2)
+        own = events.checkout_session_completed(user_id="21", qty=2, created=now - 30)
         assert deliver(own).get_json()["status"] == "processed"
         assert begun == []
 
         ran: list[str] = []
         checkout.webhook_handler("checkout.session.completed")(lambda e: ran.append(e["id"]))
-        shared = events.checkout_session_completed(user_id="21", qty=3)
+        shared = events.checkout_session_completed(user_id="21", qty=3, created=now - 20)
         assert deliver(shared).get_json()["status"] == "processed"
         assert ran == [shared["id"]] and len(begun) == 1
 
@@ -597,7 +607,9 @@ def test_an_event_runs_in_a_transaction_of_its_own_unless_the_host_takes_part(
         # transaction (on SQLite, a second writer would wait for it until it timed out).
         db.session.commit()
         checkout.spend_credits(21, 4, commit=False)
-        paid = events.invoice_paid(user_id="21", subscription_id="sub_21", price_id=PRICE_BASIC)
+        paid = events.invoice_paid(  # paid after the spend, in Stripe's timeline too
+            user_id="21", subscription_id="sub_21", price_id=PRICE_BASIC, created=now + 5
+        )
         body, headers = signed(paid, WEBHOOK_SECRET)
         answer = client.post("/api/checkout/webhook", data=body, headers=headers)
         assert answer.get_json()["status"] == "processed"

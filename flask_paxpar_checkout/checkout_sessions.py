@@ -8,21 +8,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import signals
+from .billing import CheckoutSessions, Customers, Prices
 from .config import CheckoutConfig
-from .dispatch import defer
+from .database import Database
 from .errors import CheckoutNotConfigured, CreditsDisabled, InvalidRequest, StripeServiceError
 from .events import FQDN_KEY, PRICE_KEY, QTY_KEY, USER_KEY, metadata_credits
 from .gateway import StripeGateway
 from .schemas import CheckoutRequest
-from .store import Store
-
-
-@dataclass(frozen=True)
-class CheckoutUser:
-    """The host's user as the plugin needs it."""
-
-    id: str
-    email: str | None
+from .users import CheckoutUser
 
 
 @dataclass(frozen=True)
@@ -31,13 +24,25 @@ class CreatedSession:
     url: str
 
 
-class SessionFactory:
+class CheckoutSessionMaker:
     """Turns a validated request into a Stripe Checkout Session and its stored row."""
 
-    def __init__(self, config: CheckoutConfig, gateway: StripeGateway, store: Store) -> None:
+    def __init__(
+        self,
+        config: CheckoutConfig,
+        gateway: StripeGateway,
+        database: Database,
+        *,
+        sessions: CheckoutSessions,
+        customers: Customers,
+        prices: Prices,
+    ) -> None:
         self.config = config
         self.gateway = gateway
-        self.store = store
+        self.database = database
+        self.sessions = sessions
+        self.customers = customers
+        self.prices = prices
         self.success_url = (
             f"{config.public_url}{config.url_prefix}/success?session_id={{CHECKOUT_SESSION_ID}}"
         )
@@ -55,8 +60,8 @@ class SessionFactory:
 
         # Nothing of the request stays open across the calls to Stripe: a slow Stripe must
         # hold no pooled connection nor transaction. Each read or write below is then a
-        # transaction of its own, one statement on the plugin's own connection when it can.
-        self.store.release()
+        # short transaction of its own.
+        self.database.commit_session()
         customer = self._customer(user)
         tags = {FQDN_KEY: self.config.fqdn, USER_KEY: user.id}
         if request.qty is not None:
@@ -81,8 +86,9 @@ class SessionFactory:
         # comes back after paying gets a new session rather than the completed one.
         key = f"paxpar-checkout-{self.config.fqdn}-{user.id}-{uuid.uuid4().hex}"
         session = self.gateway.create_checkout_session(params, idempotency_key=key)
-        with self.store.transaction(own=True, single_statement=True):
-            self.store.add_session(
+        with self.database.transaction() as tx:
+            self.sessions.add(
+                tx,
                 id=session["id"],
                 user_id=user.id,
                 mode=mode,
@@ -91,7 +97,7 @@ class SessionFactory:
                 customer_id=customer,
                 redirect_url=request.redirect_url,
             )
-        defer(
+        signals.send(
             signals.checkout_session_created, user_id=user.id, session_id=session["id"], mode=mode
         )
         return CreatedSession(session["id"], session["url"])
@@ -116,9 +122,9 @@ class SessionFactory:
         """
         if self.config.prices is not None:
             return  # the schema already held it against the allow-list
-        self.store.release()
-        with self.store.transaction(own=True, single_statement=True):
-            known = self.store.price(price_id)
+        self.database.commit_session()
+        with self.database.transaction() as tx:
+            known = self.prices.get(tx, price_id)
         if known is None:
             try:
                 price = self.gateway.retrieve_price(price_id)
@@ -130,9 +136,13 @@ class SessionFactory:
                 raise
             active = price.get("active") is True
             recurring = isinstance(price.get("recurring"), dict)
-            with self.store.transaction(own=True, single_statement=True):
-                self.store.save_price(
-                    price_id, active=active, recurring=recurring, credits=metadata_credits(price)
+            with self.database.transaction() as tx:
+                self.prices.save(
+                    tx,
+                    price_id,
+                    active=active,
+                    recurring=recurring,
+                    credits=metadata_credits(price),
                 )
         else:
             active, recurring = bool(known.active), bool(known.recurring)
@@ -144,8 +154,8 @@ class SessionFactory:
 
     def _customer(self, user: CheckoutUser) -> str:
         """The user's one Stripe customer, created on their first checkout."""
-        with self.store.transaction(own=True, single_statement=True):
-            existing = self.store.customer_id(user.id)
+        with self.database.transaction() as tx:
+            existing = self.customers.customer_of(tx, user.id)
         if existing is not None:
             return existing
         # One key per user and instance: a retry, a double click or two workers racing
@@ -155,5 +165,5 @@ class SessionFactory:
             metadata={FQDN_KEY: self.config.fqdn, USER_KEY: user.id},
             idempotency_key=f"paxpar-customer-{self.config.fqdn}-{user.id}",
         )
-        with self.store.transaction(own=True):
-            return self.store.link_customer(user.id, created, user.email)
+        with self.database.transaction() as tx:
+            return self.customers.link(tx, user.id, created, user.email)
