@@ -138,6 +138,12 @@ def history(plan: Plan, *, fqdn: str, user_id: str, prices: tuple[str, str], sta
     events = sub.events
     for p in plan.purchases:
         events += _purchase(b, user_id, p, start + p.slot * PERIOD + p.offset, sub.customer)
+    # Another instance's refund, or one whose purchase never reached this instance: no effect.
+    events.append(
+        b.charge_refunded(
+            created=start + DAY, payment_intent=new_id("pi"), amount=1037, amount_refunded=500
+        )
+    )
     events.sort(key=lambda e: e["created"])  # stable: ties keep the order they were made in
     return History(user_id, events)
 
@@ -150,6 +156,7 @@ class _Subscription:
         self.price, self.other_price = price, other_price
         self.id, self.customer = new_id("sub"), new_id("cus")
         self.period_end = 0
+        self.renewed = False
         self.events: list[dict[str, Any]] = []
 
     def begin(self, at: int) -> None:
@@ -183,12 +190,17 @@ class _Subscription:
             )
         )
 
-    def paid(self, invoice_id: str, created: int, at: int, *, period_end: int) -> None:
+    def paid(
+        self, invoice_id: str, created: int, at: int, *, period_end: int, stamped: bool = True
+    ) -> None:
+        """``invoice.paid``, paid at ``at`` and its event made a second later; unless
+        ``stamped``, without ``status_transitions.paid_at`` (its reset then takes the event's
+        time, ``at``)."""
         self.events.append(
             self.b.invoice_paid(
-                event_created=at,
+                event_created=at + 1 if stamped else at,
                 created=created,
-                paid_at=at,
+                paid_at=at if stamped else None,
                 invoice_id=invoice_id,
                 user_id=self.user_id,
                 subscription_id=self.id,
@@ -199,12 +211,14 @@ class _Subscription:
         )
 
     def renew(self, at: int, *, failed_first: bool) -> None:
-        """A new period's invoice; a failed one is retried and paid three days later."""
+        """A new period's invoice; a failed one is retried and paid three days later. The
+        first one carries no ``paid_at``."""
         invoice = new_id("in")
         self.period_end = at + PERIOD
         if not failed_first:
-            self.paid(invoice, at, at, period_end=self.period_end)
+            self.paid(invoice, at, at, period_end=self.period_end, stamped=self.renewed)
             self.snapshot(at + 2)
+            self.renewed = True
             return
         self.events.append(
             self.b.invoice_payment_failed(
@@ -221,6 +235,7 @@ class _Subscription:
         self.snapshot(at + 2, status="past_due")
         self.paid(invoice, at, at + 3 * DAY, period_end=self.period_end)
         self.snapshot(at + 3 * DAY + 2)
+        self.renewed = True
 
     def change_plan(self, at: int) -> None:
         """The switch to the other plan, invoiced at once (a proration, paid)."""
@@ -288,6 +303,20 @@ def _purchase(
             )
         )
     return out
+
+
+def in_effect_order(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events in the order their effects take place: a paid invoice at its ``paid_at``
+    and before anything else of the same second, the rest at their ``created``."""
+
+    def effect(event: dict[str, Any]) -> tuple[int, int, int]:
+        obj = event["data"]["object"]
+        if event["type"] != "invoice.paid":
+            return (event["created"], 1, event["created"])
+        paid_at = (obj.get("status_transitions") or {}).get("paid_at")
+        return (event["created"] if paid_at is None else paid_at, 0, event["created"])
+
+    return sorted(events, key=effect)
 
 
 def describe(event: dict[str, Any]) -> str:

@@ -185,10 +185,7 @@ def check_final_state(engine: Engine, tale: Story, expected: Expected) -> None:
 
         ledger: dict[str, list[Any]] = defaultdict(list)
         for row in conn.execute(
-            text(
-                "SELECT user_id, delta, dedup_key FROM "
-                "paxpar_checkout_credit_ledger ORDER BY id"
-            )
+            text("SELECT user_id, delta, dedup_key FROM paxpar_checkout_credit_ledger ORDER BY id")
         ):
             ledger[row.user_id].append(row)
         for user in tale.users:
