@@ -62,7 +62,8 @@ def amount_of(qty: int) -> int:
 def purchases(draw: st.DrawFn, renewals: int) -> Purchase:
     qty = draw(st.integers(1, 60))
     amount = amount_of(qty)
-    kind = draw(st.sampled_from(["card", "card", "delayed", "delayed_failed"]))
+    kinds: list[PurchaseKind] = ["card", "card", "delayed", "delayed_failed"]
+    kind = draw(st.sampled_from(kinds))
     partial = st.integers(1, amount - 1)
     refunds: tuple[int, ...] = ()
     if kind != "delayed_failed":
