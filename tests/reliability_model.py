@@ -3,9 +3,11 @@
 ``story()`` builds realistic timelines: credit purchases (paid, delayed then paid, expired,
 never paid, the same session under two event ids) and subscriptions (checkout, invoices,
 a failed renewal paid on retry, plan changes, cancellation and deletion), plus events of
-another instance and untagged ones. ``expected_state()`` replays the events in Stripe's
-order (by ``created``) through a deliberately naive model of the documented behaviour; the
-plugin, fed the same events duplicated and in any order, must end in that state.
+another instance and untagged ones. Subscribers buy credits too, at times that cross their
+invoices' resets. ``expected_state()`` takes each user's balance and subscription fields
+from the reference model of convergence, and the rest (which events are processed, the
+customers, the purchases) from a replay in Stripe's order; the plugin, fed the same events
+duplicated and in any order, must end in that state.
 
 The timelines keep to what Stripe sends: every status change is followed by a
 ``customer.subscription.updated`` carrying the whole subscription, creation times are
@@ -20,6 +22,8 @@ from typing import Any
 
 from flask_paxpar_checkout.testing import EventBuilder, new_id
 from flask_paxpar_checkout.testing.events import ERAS
+
+from .convergence_model import converge
 
 DAY = 86400
 
@@ -40,7 +44,7 @@ class SubscriptionModel:
 class Expected:
     """What the events imply, independently of the plugin."""
 
-    credits: dict[str, int] = field(default_factory=dict)
+    credits: dict[str, int] = field(default_factory=dict)  # from the reference model
     purchases: dict[str, set[str]] = field(default_factory=dict)  # user -> paid session ids
     customers: dict[str, str] = field(default_factory=dict)  # user -> first Stripe customer
     subscriptions: dict[str, SubscriptionModel] = field(default_factory=dict)
@@ -79,7 +83,12 @@ def story(
         user = str(2000 + n)
         users.append(user)
         builder = EventBuilder(fqdn=fqdn, era=rng.choice(ERAS))
-        events += _subscription(rng, builder, user, prices, start + n * 11)
+        customer = new_id("cus")
+        t = start + n * 11
+        events += _subscription(rng, builder, user, prices, t, customer)
+        # Bought around the subscription's resets (t + 1, t + 20, t + 31), one at the same
+        # second as the first.
+        events += _purchases(rng, builder, user, t + rng.choice([-5, 0, 1]), customer)
     others: set[str] = set()
     untagged: set[str] = set()
     for n in range(foreign):
@@ -102,8 +111,10 @@ def story(
     return Story(events, others, users, untagged)
 
 
-def _purchases(rng: random.Random, b: EventBuilder, user: str, t: int) -> list[dict[str, Any]]:
-    customer = new_id("cus")
+def _purchases(
+    rng: random.Random, b: EventBuilder, user: str, t: int, customer: str | None = None
+) -> list[dict[str, Any]]:
+    customer = customer or new_id("cus")
     out: list[dict[str, Any]] = []
 
     def session(**kw: Any) -> dict[str, Any]:
@@ -129,11 +140,15 @@ def _purchases(rng: random.Random, b: EventBuilder, user: str, t: int) -> list[d
 
 
 def _subscription(
-    rng: random.Random, b: EventBuilder, user: str, prices: dict[str, int], t: int
+    rng: random.Random,
+    b: EventBuilder,
+    user: str,
+    prices: dict[str, int],
+    t: int,
+    customer: str,
 ) -> list[dict[str, Any]]:
     price = rng.choice(sorted(prices))
     sub = new_id("sub")
-    customer = new_id("cus")
     out: list[dict[str, Any]] = []
     end = t + 30 * DAY
 
@@ -213,12 +228,14 @@ def _subscription(
     return out
 
 
-def expected_state(s: Story, *, prices: dict[str, int], zero_on_cancel: bool) -> Expected:
-    """Replay the story in Stripe's order through a naive model of the documented rules."""
+def expected_state(s: Story, *, prices: dict[str, int]) -> Expected:
+    """Balances and subscription fields from the reference model; the rest from a replay in
+    Stripe's order (credits are kept on cancellation, the default)."""
     exp = Expected()
+    mine = [e for e in s.events if e["id"] not in s.foreign]
     for user in s.users:
-        exp.credits[user] = 0
         exp.purchases[user] = set()
+        exp.credits[user] = converge(mine, user_id=user, prices=prices).balance
     ordered = sorted(s.events, key=lambda e: e["created"])  # stable: ties keep story order
     for event in ordered:
         if event["id"] in s.foreign:
@@ -232,10 +249,28 @@ def expected_state(s: Story, *, prices: dict[str, int], zero_on_cancel: bool) ->
         if kind.startswith("checkout.session."):
             _model_checkout(exp, kind, obj)
         elif kind.startswith("invoice."):
-            _model_invoice(exp, kind, obj, prices)
+            _model_invoice(exp, obj)
         else:
-            _model_subscription(exp, kind, obj, zero_on_cancel)
+            _model_subscription(exp, obj)
+    for sub_id, sub in exp.subscriptions.items():
+        fields = converge(_of_subscription(mine, sub_id), user_id=sub.user_id, prices=prices)
+        assert fields.subscription is not None
+        for name, value in fields.subscription.items():
+            setattr(sub, name, value)
     return exp
+
+
+def _of_subscription(events: list[dict[str, Any]], sub_id: str) -> list[dict[str, Any]]:
+    """The events that speak of one subscription (its checkout, invoices, snapshots)."""
+    out = []
+    for event in events:
+        obj = event["data"]["object"]
+        ids = {obj.get("id"), obj.get("subscription")}
+        if obj.get("object") == "invoice":
+            ids.add(_invoice_tags(obj)[1])
+        if sub_id in ids:
+            out.append(event)
+    return out
 
 
 def _model_checkout(exp: Expected, kind: str, obj: dict[str, Any]) -> None:
@@ -244,9 +279,8 @@ def _model_checkout(exp: Expected, kind: str, obj: dict[str, Any]) -> None:
         return
     exp.customers.setdefault(user, obj["customer"])
     if obj["mode"] == "payment":
-        if obj["payment_status"] == "paid" and obj["id"] not in exp.purchases[user]:
+        if obj["payment_status"] == "paid":
             exp.purchases[user].add(obj["id"])
-            exp.credits[user] += int(obj["metadata"]["paxpar_qty"])
         return
     sub = exp.subscriptions.get(obj["subscription"])
     if sub is None:
@@ -258,37 +292,17 @@ def _model_checkout(exp: Expected, kind: str, obj: dict[str, Any]) -> None:
         )
 
 
-def _model_invoice(exp: Expected, kind: str, obj: dict[str, Any], prices: dict[str, int]) -> None:
+def _model_invoice(exp: Expected, obj: dict[str, Any]) -> None:
     tags, sub_id = _invoice_tags(obj)
     user = tags["paxpar_user_id"]
     sub = exp.subscriptions.setdefault(sub_id, SubscriptionModel(user_id=user))
     sub.customer_id = sub.customer_id or obj["customer"]
-    if kind == "invoice.payment_failed":
-        sub.status = "past_due"
-        return
-    line = obj["lines"]["data"][0]
-    price = _line_price(line)
-    sub.status = "active"
-    sub.price_id = price
-    sub.current_period_end = max(sub.current_period_end or 0, line["period"]["end"])
-    exp.credits[user] = prices[price]
 
 
-def _model_subscription(
-    exp: Expected, kind: str, obj: dict[str, Any], zero_on_cancel: bool
-) -> None:
+def _model_subscription(exp: Expected, obj: dict[str, Any]) -> None:
     user = obj["metadata"]["paxpar_user_id"]
     sub = exp.subscriptions.setdefault(obj["id"], SubscriptionModel(user_id=user))
-    item = obj["items"]["data"][0]
     sub.customer_id = sub.customer_id or obj["customer"]
-    sub.status = "canceled" if kind == "customer.subscription.deleted" else obj["status"]
-    sub.price_id = item["price"]["id"]
-    sub.current_period_end = obj.get("current_period_end") or item.get("current_period_end")
-    sub.cancel_at_period_end = bool(obj["cancel_at_period_end"])
-    sub.cancel_at = obj["cancel_at"]
-    sub.canceled_at = obj["canceled_at"]
-    if sub.status == "canceled" and zero_on_cancel:
-        exp.credits[user] = 0
 
 
 def _invoice_tags(obj: dict[str, Any]) -> tuple[dict[str, str], str]:
@@ -297,9 +311,3 @@ def _invoice_tags(obj: dict[str, Any]) -> tuple[dict[str, str], str]:
         details = parent["subscription_details"]
         return details["metadata"], details["subscription"]
     return obj["subscription_details"]["metadata"], obj["subscription"]
-
-
-def _line_price(line: dict[str, Any]) -> str:
-    if isinstance(line.get("pricing"), dict):
-        return str(line["pricing"]["price_details"]["price"])
-    return str(line["price"]["id"])

@@ -22,10 +22,12 @@ SUPPORTED_TYPES = (
     "checkout.session.completed",
     "checkout.session.async_payment_succeeded",
     "checkout.session.expired",
+    "checkout.session.async_payment_failed",
     "invoice.paid",
     "invoice.payment_failed",
     "customer.subscription.updated",
     "customer.subscription.deleted",
+    "charge.refunded",
 )
 
 
@@ -46,6 +48,10 @@ def _fixtures(era: Era) -> dict[str, Any]:
     name = f"stripe-{era}.json"
     text = resources.files("flask_paxpar_checkout").joinpath("fixtures", name).read_text()
     resources_: dict[str, Any] = json.loads(text)["resources"]
+    charge = resources.files("flask_paxpar_checkout").joinpath(
+        "fixtures", f"stripe-charge-{era}.json"
+    )
+    resources_.update(json.loads(charge.read_text())["resources"])
     return resources_
 
 
@@ -106,7 +112,10 @@ class EventBuilder:
         subscription_id: str | None = None,
         payment_status: str = "paid",
         status: str = "complete",
+        payment_intent: str | None = None,
     ) -> dict[str, Any]:
+        """A Checkout Session; one in payment mode carries a ``payment_intent`` (a new id
+        unless given), as its charge and refunds name it."""
         obj = fixture("checkout.session", self.era)
         if mode == "payment":
             tags = self.tags(user_id, paxpar_qty=str(qty))
@@ -122,7 +131,7 @@ class EventBuilder:
             customer=customer_id or new_id("cus"),
             metadata=tags,
             subscription=(subscription_id or new_id("sub")) if mode == "subscription" else None,
-            payment_intent=new_id("pi") if mode == "payment" else None,
+            payment_intent=(payment_intent or new_id("pi")) if mode == "payment" else None,
             created=int(time.time()),
             livemode=False,
         )
@@ -132,6 +141,19 @@ class EventBuilder:
         created = kwargs.pop("created", None)
         return self.event(
             "checkout.session.completed", self.checkout_session(**kwargs), created=created
+        )
+
+    def checkout_session_async(
+        self, *, succeeded: bool, created: int | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        """The end of a delayed payment: ``async_payment_succeeded`` (paid) or
+        ``async_payment_failed`` (unpaid, no credits)."""
+        kwargs.setdefault("payment_status", "paid" if succeeded else "unpaid")
+        kind = "succeeded" if succeeded else "failed"
+        return self.event(
+            f"checkout.session.async_payment_{kind}",
+            self.checkout_session(**kwargs),
+            created=created,
         )
 
     def checkout_session_expired(self, **kwargs: Any) -> dict[str, Any]:
@@ -153,8 +175,10 @@ class EventBuilder:
         created: int | None = None,
         paid: bool = True,
         tagged: bool = True,
+        paid_at: int | None = None,
     ) -> dict[str, Any]:
-        """A subscription invoice in this builder's API era."""
+        """A subscription invoice in this builder's API era; ``paid_at`` goes to
+        ``status_transitions.paid_at`` (Stripe's time of the payment)."""
         now = int(time.time())
         created = now if created is None else created
         end = period_end if period_end is not None else created + 30 * 86400
@@ -168,6 +192,11 @@ class EventBuilder:
             status="paid" if paid else "open",
             billing_reason="subscription_cycle",
         )
+        if paid_at is not None:
+            obj["status_transitions"] = {
+                **(obj.get("status_transitions") or {}),
+                "paid_at": paid_at,
+            }
         line = obj["lines"]["data"][0]
         line["period"] = {"start": end - 30 * 86400, "end": end}
         line["invoice"] = obj["id"]
@@ -220,8 +249,10 @@ class EventBuilder:
         cancel_at_period_end: bool = False,
         cancel_at: int | None = None,
         canceled_at: int | None = None,
+        ended_at: int | None = None,
     ) -> dict[str, Any]:
-        """A subscription; its period end on the item (current era) or on top (2024)."""
+        """A subscription; its period end on the item (current era) or on top (2024). An
+        ended one's ``ended_at`` is ``canceled_at`` unless given."""
         now = int(time.time())
         end = period_end if period_end is not None else now + 30 * 86400
         obj = fixture("subscription", self.era)
@@ -234,7 +265,9 @@ class EventBuilder:
             cancel_at_period_end=cancel_at_period_end,
             cancel_at=cancel_at,
             canceled_at=canceled_at,
-            ended_at=canceled_at if status == "canceled" else None,
+            ended_at=ended_at
+            if ended_at is not None
+            else (canceled_at if status == "canceled" else None),
         )
         item = obj["items"]["data"][0]
         item["price"] = {**item["price"], "id": price_id}
@@ -263,6 +296,53 @@ class EventBuilder:
             "customer.subscription.deleted", self.subscription(**kwargs), created=created
         )
 
+    # -- charges -----------------------------------------------------------------------------
+
+    def charge(
+        self,
+        *,
+        payment_intent: str,
+        amount: int = 1000,
+        amount_refunded: int = 0,
+        charge_id: str | None = None,
+        customer_id: str | None = None,
+        created: int | None = None,
+    ) -> dict[str, Any]:
+        """The charge of a payment intent; it carries none of the plugin's metadata."""
+        obj = fixture("charge", self.era)
+        obj.update(
+            id=charge_id or new_id("ch"),
+            object="charge",
+            payment_intent=payment_intent,
+            customer=customer_id or obj.get("customer"),
+            amount=amount,
+            amount_captured=amount,
+            amount_refunded=amount_refunded,
+            refunded=amount_refunded >= amount,
+            created=int(time.time()) if created is None else created,
+            livemode=False,
+        )
+        return obj
+
+    def charge_refunded(
+        self, *, created: int | None = None, event_id: str | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        """``charge.refunded``: the charge with its cumulative ``amount_refunded``."""
+        return self.event(
+            "charge.refunded", self.charge(**kwargs), created=created, event_id=event_id
+        )
+
+    def _any_charge_refunded(
+        self, *, payment_intent: str | None = None, customer_id: str | None = None, **_: Any
+    ) -> dict[str, Any]:
+        """A full refund of an unknown payment intent (``build``'s other arguments do not
+        apply to a charge)."""
+        return self.charge_refunded(
+            payment_intent=payment_intent or new_id("pi"),
+            customer_id=customer_id,
+            amount_refunded=1000,
+        )
+
     def build(self, event_type: str, **kwargs: Any) -> dict[str, Any]:
         """An event of any supported type, by name (``trigger`` uses this)."""
         builders = {
@@ -271,10 +351,14 @@ class EventBuilder:
                 "checkout.session.async_payment_succeeded", self.checkout_session(**kw)
             ),
             "checkout.session.expired": self.checkout_session_expired,
+            "checkout.session.async_payment_failed": lambda **kw: self.checkout_session_async(
+                succeeded=False, **kw
+            ),
             "invoice.paid": self.invoice_paid,
             "invoice.payment_failed": self.invoice_payment_failed,
             "customer.subscription.updated": self.subscription_updated,
             "customer.subscription.deleted": self.subscription_deleted,
+            "charge.refunded": self._any_charge_refunded,
         }
         try:
             builder = builders[event_type]
