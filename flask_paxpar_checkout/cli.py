@@ -13,6 +13,7 @@ from sqlalchemy import delete, select
 
 from .dispatch import HandlerFailed
 from .events import parse_event
+from .local_stripe_cli import local_stripe_command
 from .state import current_state
 from .store import utcnow
 from .trigger import trigger
@@ -132,3 +133,4 @@ def _process(row: Any, *, replay: bool) -> bool:
 
 
 checkout_cli.add_command(trigger)
+checkout_cli.add_command(local_stripe_command)
