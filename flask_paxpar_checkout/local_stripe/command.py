@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import re
 import sys
+import threading
 from collections.abc import Sequence
 from typing import TextIO
 
@@ -29,11 +30,14 @@ def serve(
     api_version: str = "2026-07-29.dahlia",
     prices: Sequence[str] = (),
     out: TextIO = sys.stdout,
+    exit_with_stdin: bool = False,
 ) -> None:
     """Serve until interrupted, sending every event to each of ``webhooks``.
 
     The first line written is ``Local Stripe listening on URL`` (a parent process waits for
     it); ``prices`` are ``price_id:unit_amount`` (cents), recurring unless ``once:`` leads.
+    With ``exit_with_stdin`` it also stops when its standard input closes: a parent that
+    started it with a pipe takes it down when it ends, however it ends.
     """
     stripe = LocalStripe(host=host, port=port, api_version=api_version)
     for spec in prices:
@@ -51,8 +55,16 @@ def serve(
         lines.append(f"  webhook:   {url}  secret {endpoint['secret']}")
     lines += [f"  clock:     {stripe.url}/", f"  log:       {stripe.url}/deliveries"]
     print("\n".join(lines), file=out, flush=True)
+    if exit_with_stdin:
+        threading.Thread(target=_stop_at_eof, args=(stripe,), daemon=True).start()
     with contextlib.suppress(KeyboardInterrupt):
         stripe.serve_forever()
+
+
+def _stop_at_eof(stripe: LocalStripe) -> None:
+    while sys.stdin.readline():
+        pass
+    stripe.stop()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -69,6 +81,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--price", action="append", default=[], help="price_id:cents, or once:price_id:cents"
     )
+    parser.add_argument(
+        "--exit-with-stdin", action="store_true", help="also stop when standard input closes"
+    )
     args = parser.parse_args(argv)
     if args.secret is not None and not args.secret.startswith("whsec_"):
         parser.error("--secret must be a webhook signing secret, whsec_...")
@@ -82,4 +97,5 @@ def main(argv: Sequence[str] | None = None) -> None:
         secret=args.secret,
         api_version=args.api_version,
         prices=args.price,
+        exit_with_stdin=args.exit_with_stdin,
     )
