@@ -5,19 +5,18 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
 from .http import HttpServer
+from .listing import list_events, page_of
 from .objects import Shapes
 from .sessions import build_session
 from .wire import (
     ApiError,
     RecordedRequest,
     Reply,
-    invalid,
     json_reply,
     mask,
     missing,
@@ -35,56 +34,6 @@ class _Stored:
     params: dict[str, Any]
     reply: Reply
     request_id: str
-
-
-def page_of(objects: Sequence[dict[str, Any]], p: dict[str, Any], url: str) -> dict[str, Any]:
-    """One page of a Stripe list, ``objects`` newest first: ``limit``, ``starting_after``
-    (older than that id) and ``ending_before`` (newer than it)."""
-    raw = p.get("limit", "10")
-    if not str(raw).isdigit() or not 1 <= int(raw) <= 100:
-        raise invalid("limit", f"Invalid integer: {raw}; it must be between 1 and 100.")
-    limit = int(raw)
-    ids = [o["id"] for o in objects]
-    after, before = p.get("starting_after"), p.get("ending_before")
-    if after and before:
-        raise invalid("ending_before", "You may only specify one of starting_after, ending_before.")
-    for name, cursor in (("starting_after", after), ("ending_before", before)):
-        if cursor and cursor not in ids:
-            raise no_such("object", str(cursor), param=name, status=400)
-    if after:
-        rest = list(objects[ids.index(after) + 1 :])
-        data, has_more = rest[:limit], len(rest) > limit
-    elif before:
-        rest = list(objects[: ids.index(before)])
-        data, has_more = rest[-limit:], len(rest) > limit
-    else:
-        data, has_more = list(objects[:limit]), len(objects) > limit
-    return {"object": "list", "data": copy.deepcopy(data), "has_more": has_more, "url": url}
-
-
-def _created_filter(p: dict[str, Any]) -> list[tuple[str, int]]:
-    created = p.get("created")
-    if created is None:
-        return []
-    if not isinstance(created, dict):
-        created = {"eq": created}
-    bounds = []
-    for op, value in created.items():
-        if op not in ("gt", "gte", "lt", "lte", "eq") or not str(value).isdigit():
-            raise invalid(f"created[{op}]", f"Invalid created filter: {op}={value}")
-        bounds.append((op, int(value)))
-    return bounds
-
-
-def _keep(created: int, bounds: list[tuple[str, int]]) -> bool:
-    checks = {
-        "gt": lambda v: created > v,
-        "gte": lambda v: created >= v,
-        "lt": lambda v: created < v,
-        "lte": lambda v: created <= v,
-        "eq": lambda v: created == v,
-    }
-    return all(checks[op](value) for op, value in bounds)
 
 
 class Resources(HttpServer):
@@ -337,7 +286,7 @@ class Resources(HttpServer):
             case "POST", ["v1", "billing_portal", "sessions"]:
                 return self._create_portal_session(p)
             case "GET", ["v1", "events"]:
-                return self._list_events(p)
+                return list_events(self._events, p)
             case "GET", ["v1", "events", evt_id]:
                 found = {e["id"]: e for e in self._events}
                 return self._get(found, "event", evt_id)
@@ -351,21 +300,6 @@ class Resources(HttpServer):
         if obj_id not in store:
             raise no_such(kind, obj_id)
         return store[obj_id]
-
-    def _list_events(self, p: dict[str, Any]) -> dict[str, Any]:
-        types = p.get("types")
-        if types is not None and p.get("type") is not None:
-            raise invalid("types", "You may only specify one of type, types.")
-        wanted = set(types) if isinstance(types, list) else None
-        if wanted is None and p.get("type"):
-            wanted = {str(p["type"])}
-        bounds = _created_filter(p)
-        newest_first = [
-            e
-            for e in reversed(self._events)
-            if (wanted is None or e["type"] in wanted) and _keep(e["created"], bounds)
-        ]
-        return page_of(newest_first, p, "/v1/events")
 
     def _price_for(self, price_id: str, recurring: bool, param: str) -> tuple[dict[str, Any], str]:
         price = self._prices.get(price_id)
