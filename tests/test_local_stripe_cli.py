@@ -142,3 +142,45 @@ def test_the_local_stripe_refuses_a_live_key(local_stripe: TestStripe) -> None:
     with pytest.raises(stripe.AuthenticationError):
         client.v1.customers.create()
     assert local_stripe.requests_to("POST", "/v1/customers")
+
+
+def test_flask_checkout_local_stripe_sends_to_the_apps_webhook(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "PAXPAR_"))}
+    env.update(
+        PYTHONUNBUFFERED="1",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'host.db'}",
+        SECRET_KEY="test",
+        PAXPAR_CHECKOUT_PUBLIC_URL="http://127.0.0.1:5999",
+    )
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "flask",
+            "--app",
+            "examples.host_app",
+            "checkout",
+            "local-stripe",
+            "--port",
+            "0",
+            "--price",
+            "once:price_credit:10",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    lines = _reader(process)
+    try:
+        first = _next_line(lines)
+        assert first.startswith("Local Stripe listening on http://127.0.0.1:"), first
+        summary = "".join(_next_line(lines) for _ in range(6))
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=20)
+        assert process.stdout is not None
+        process.stdout.close()
+    assert "webhook:   http://127.0.0.1:5999/api/checkout/webhook" in summary
+    assert "secret whsec_paxparLocalDevelopmentOnly" in summary
