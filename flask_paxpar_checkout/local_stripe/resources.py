@@ -3,15 +3,16 @@ subscriptions, events, webhook endpoints) and the endpoints that read and create
 
 from __future__ import annotations
 
+import bisect
 import copy
 import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
-from .http import HttpServer
 from .listing import list_events, page_of
 from .objects import Shapes
+from .serving import HttpServer
 from .sessions import build_session
 from .wire import (
     ApiError,
@@ -159,9 +160,9 @@ class Resources(HttpServer):
             raise ValueError("add_event takes a Stripe event with an int created and a type")
         kept = copy.deepcopy(event)
         with self._lock:
-            self._events = [e for e in self._events if e["id"] != kept["id"]]
-            self._events.append(kept)
-            self._events.sort(key=lambda e: e["created"])
+            if any(e["id"] == kept["id"] for e in self._events):
+                self._events = [e for e in self._events if e["id"] != kept["id"]]
+            bisect.insort_right(self._events, kept, key=lambda e: e["created"])
         return copy.deepcopy(kept)
 
     def add_webhook_endpoint(

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote_plus, urlencode
 
-from .billing import CardDeclined, LocalStripeError
+from .billing import LocalStripeError
 from .delivery import DEFAULT_RETRY_DELAYS, Deliverer
 from .lifecycle import Lifecycle
 from .pages import checkout_page, dashboard_page, deliveries_page, page, portal_page
@@ -112,11 +112,8 @@ class LocalStripe(Lifecycle):
         if rec.method == "POST" and session["status"] == "open":
             try:
                 self.pay(cs_id, card=str(rec.params.get("card") or "4242424242424242"), wait=False)
-            except LocalStripeError as exc:
-                declined = isinstance(exc, CardDeclined)
-                return _html(
-                    checkout_page(session, lines, email, str(exc) if declined else f"{exc}")
-                )
+            except LocalStripeError as exc:  # declined, or not a card number
+                return _html(checkout_page(session, lines, email, str(exc)))
         if rec.method == "POST":
             target = str(session.get("success_url") or "")
             return _see_other(target.replace("{CHECKOUT_SESSION_ID}", session["id"]))
