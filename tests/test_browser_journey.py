@@ -177,6 +177,8 @@ def test_a_declined_card_stays_on_checkout_and_grants_nothing(
     assert page.url == checkout_url
     expect(page.locator("#session-status")).to_have_text("open")
 
+    page.get_by_role("link", name="Cancel").click()
+    page.wait_for_url(base + "/front/checkout/cancel")
     page.goto(base + "/account")
     expect(page.locator("#credit-balance")).to_have_text("0")
     expect(page.locator("#subscription-status")).to_have_count(0)
