@@ -5,6 +5,7 @@ signs, sent again after a 500)."""
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -177,11 +178,12 @@ def test_a_webhook_that_never_answers_2xx_is_given_up(
 def test_a_webhook_that_is_down_is_retried_then_given_up(
     local_stripe: TestStripe, client: stripe.StripeClient
 ) -> None:
-    with Receiver([]) as receiver:
-        url = receiver.url
-    local_stripe.add_webhook_endpoint(url=url, enabled_events=["*"], secret=SECRET)
-    session = client.v1.checkout.sessions.create(params=SUBSCRIBE)
-    local_stripe.pay(session.id)
+    with socket.socket() as bound_not_listening:  # connections to it are refused
+        bound_not_listening.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{bound_not_listening.getsockname()[1]}/hook"
+        local_stripe.add_webhook_endpoint(url=url, enabled_events=["*"], secret=SECRET)
+        session = client.v1.checkout.sessions.create(params=SUBSCRIBE)
+        local_stripe.pay(session.id)
     assert {d.state for d in local_stripe.deliveries} == {"failed"}
     assert all(a.status is None for d in local_stripe.deliveries for a in d.attempts)
 
