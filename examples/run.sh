@@ -1,5 +1,6 @@
 #!/usr/bin/env sh
 # Run the example host service on a fresh machine: make .venv, install, serve.
+# Without STRIPE_SECRET_KEY it runs on the local Stripe (no account, no real payment).
 # Usage (from anywhere):  examples/run.sh      PORT=8000 examples/run.sh
 set -eu
 

@@ -13,6 +13,7 @@ from flask.cli import AppGroup
 from .errors import HandlerFailed
 from .events import parse_event
 from .ledger import utcnow
+from .local_stripe_cli import local_stripe_command
 from .state import current_state
 from .trigger import trigger
 
@@ -124,3 +125,4 @@ def _process(row: Any, *, replay: bool) -> bool:
 
 
 checkout_cli.add_command(trigger)
+checkout_cli.add_command(local_stripe_command)

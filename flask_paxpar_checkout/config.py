@@ -16,6 +16,7 @@ _FQDN = re.compile(
     r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
 )
 _SECRET_KEY = re.compile(r"^(sk|rk)_(test|live)_[A-Za-z0-9]+$")
+STRIPE_API_HOST = "api.stripe.com"
 
 CreditsOnCancel = Literal["keep", "zero"]
 
@@ -75,6 +76,7 @@ class CheckoutConfig:
         api_base = _text(config, "STRIPE_API_BASE")
         if api_base is not None:
             api_base = _http_url(api_base, "STRIPE_API_BASE").rstrip("/")
+        _refuse_live_key_elsewhere(secret_key, api_base)
 
         public_url = _text(config, "PAXPAR_CHECKOUT_PUBLIC_URL") or f"https://{fqdn}"
         public_url = _http_url(public_url, "PAXPAR_CHECKOUT_PUBLIC_URL").rstrip("/")
@@ -149,6 +151,23 @@ class CheckoutConfig:
             stripe_timeout=float(_int(config, "PAXPAR_CHECKOUT_STRIPE_TIMEOUT", 30, minimum=1)),
             stripe_api_version=api_version,
         )
+
+
+def _refuse_live_key_elsewhere(secret_key: str | None, api_base: str | None) -> None:
+    """A live key goes to Stripe's own API only: a local or other server is never trusted
+    with it (a local Stripe takes test keys)."""
+    if (
+        secret_key is None
+        or api_base is None
+        or not secret_key.startswith(("sk_live_", "rk_live_"))
+    ):
+        return
+    if urlsplit(api_base).hostname == STRIPE_API_HOST and api_base.startswith("https://"):
+        return
+    raise ConfigurationError(
+        f"STRIPE_SECRET_KEY is a live key but STRIPE_API_BASE={api_base!r} is not Stripe's API: "
+        "use a test key (sk_test_...) there, or unset STRIPE_API_BASE to reach Stripe"
+    )
 
 
 def _text(config: Mapping[str, Any], key: str) -> str | None:

@@ -16,7 +16,7 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import Mapped, mapped_column
 
 from flask_paxpar_checkout import PaxparCheckout
-from flask_paxpar_checkout.testing import EventBuilder, StripeStub, signed
+from flask_paxpar_checkout.testing import EventBuilder, StripeStub, TestStripe, signed
 
 FQDN = "dev.paxpar.tech"
 WEBHOOK_SECRET = "whsec_test_secret"
@@ -88,16 +88,13 @@ def other_app(config: dict[str, Any]) -> Iterator[tuple[Flask, SQLAlchemy, Paxpa
         db.engine.dispose()
 
 
-@pytest.fixture(scope="session")
-def stripe_server() -> Iterator[StripeStub]:
-    with StripeStub() as stub:
-        yield stub
+pytest_plugins = ["flask_paxpar_checkout.testing.pytest_plugin"]
 
 
 @pytest.fixture
-def stripe(stripe_server: StripeStub) -> StripeStub:
-    stripe_server.reset()
-    return stripe_server
+def stripe(local_stripe: TestStripe) -> TestStripe:
+    """The plugin's local Stripe, emptied, under the name the tests know it by."""
+    return local_stripe
 
 
 @pytest.fixture

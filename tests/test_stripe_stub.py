@@ -25,16 +25,10 @@ class FastRetryClient(stripe.RequestsClient):
         return 0.01
 
 
-@pytest.fixture(scope="module")
-def running_stub() -> Iterator[StripeStub]:
-    with StripeStub() as stub:
-        yield stub
-
-
 @pytest.fixture
-def stub(running_stub: StripeStub) -> StripeStub:
-    running_stub.reset()
-    return running_stub
+def stub(local_stripe: StripeStub) -> StripeStub:
+    """The pytest plugin's local Stripe, emptied."""
+    return local_stripe
 
 
 @pytest.fixture(scope="module")

@@ -48,8 +48,11 @@ def csrf_token() -> str:
 
 @pages.app_context_processor
 def instance_details() -> dict[str, Any]:
-    """This instance's host name, shown on every page."""
-    return {"checkout_fqdn": checkout.config.fqdn}
+    """This instance's host name, and the local Stripe when it stands in for Stripe."""
+    return {
+        "checkout_fqdn": checkout.config.fqdn,
+        "local_stripe_url": current_app.config.get("LOCAL_STRIPE_URL"),
+    }
 
 
 @pages.app_template_filter("datetime")
