@@ -11,6 +11,7 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import delete, select
 
+from .cli_outbox import outbox_cli, show_event_rows
 from .dispatch import HandlerFailed
 from .events import parse_event
 from .state import current_state
@@ -62,6 +63,7 @@ def show_event(event_id: str) -> None:
         click.echo(f"{key}: {getattr(row, key)}")
     if row.last_error:
         click.echo("last_error:\n" + row.last_error)
+    show_event_rows(event_id)
     click.echo("payload:\n" + json.dumps(json.loads(row.payload), indent=2))
 
 
@@ -132,3 +134,4 @@ def _process(row: Any, *, replay: bool) -> bool:
 
 
 checkout_cli.add_command(trigger)
+checkout_cli.add_command(outbox_cli)

@@ -12,12 +12,14 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any
 
 from blinker import Signal
 from flask import current_app
+from sqlalchemy import Table
 
-from . import signals
+from . import deferred, outbox, signals, telemetry
 from .config import CheckoutConfig
 from .events import Event, parse_event
 from .gateway import verify_signature
@@ -81,20 +83,35 @@ class Dispatcher:
         store: Store,
         handlers: Mapping[str, Sequence[Handler]],
         builtins: Collection[Handler] = (),
+        *,
+        deferred: Mapping[str, Sequence[str]] | None = None,
+        outbox: Table | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.handlers = handlers  # the extension's live registry
         self.builtins = frozenset(builtins)
+        self.deferred = {} if deferred is None else deferred  # event type -> handler names
+        self.outbox = outbox
 
     def receive(self, body: bytes, signature: str | None) -> Outcome:
         """Handle one delivery; ``InvalidWebhook`` (400) before anything is recorded."""
-        verify_signature(
-            body, signature, self.config.webhook_secrets, self.config.webhook_tolerance
-        )
-        event = parse_event(body)
-        _send(signals.webhook_received, event=event.payload)
-        return self.process(event, body.decode("utf-8"))
+        started = perf_counter()
+        event: Event | None = None
+        outcome = "invalid"
+        try:
+            verify_signature(
+                body, signature, self.config.webhook_secrets, self.config.webhook_tolerance
+            )
+            event = parse_event(body)
+            outcome = "failed"
+            _send(signals.webhook_received, event=event.payload)
+            result = self.process(event, body.decode("utf-8"))
+            outcome = result.status
+            return result
+        finally:
+            event_id, event_type = (event.id, event.type) if event else (None, None)
+            telemetry.webhook_event(event_id, event_type, outcome, started)
 
     def process(self, event: Event, payload_text: str, *, replay: bool = False) -> Outcome:
         """Record ``event`` and run its handlers in one transaction."""
@@ -121,9 +138,12 @@ class Dispatcher:
             _send(signals.webhook_ignored, event=event.payload, reason=reason)
             return Outcome("ignored", event.id, reason)
 
-        chain = self.handlers[event.type]
-        # A host handler writes through db.session: the event is then that transaction's.
-        plugin_only = self.builtins.issuperset(chain)
+        chain = self.handlers.get(event.type, ())
+        later = self.deferred.get(event.type, ())
+        # A host handler writes through db.session, and deferred handlers' rows are written
+        # on its connection: the event is then that transaction's.
+        plugin_only = self.builtins.issuperset(chain) and not later
+        rows: list[outbox.OutboxKey] = []
         try:
             with unit_of_work(self.store, own=plugin_only):
                 claim = self.store.claim_event(row, replay=replay)
@@ -131,16 +151,20 @@ class Dispatcher:
                     return Outcome("duplicate", event.id)
                 for handler in chain:
                     handler(event.payload)
+                if later and self.outbox is not None:
+                    connection = self.store.session.connection()
+                    rows = outbox.write_event_rows(connection, self.outbox, row, later)
         except Exception as exc:
             self._record_failure(row, event.payload, exc)
             raise HandlerFailed(event.id) from exc
+        deferred.hand_off(rows)
         _send(signals.webhook_processed, event=event.payload)
         return Outcome("processed", event.id)
 
     def _reason_to_ignore(self, event: Event) -> str | None:
         if event.fqdn is None and not self.config.accept_untagged_events:
             return "untagged: the object carries no paxpar_fqdn metadata"
-        if not self.handlers.get(event.type):
+        if not self.handlers.get(event.type) and not self.deferred.get(event.type):
             return f"no handler for {event.type}"
         return None
 

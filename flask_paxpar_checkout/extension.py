@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from flask import Flask, has_request_context
 from flask_sqlalchemy import SQLAlchemy
 
+from . import deferred as deferred_work
 from .config import CheckoutConfig
 from .dispatch import Dispatcher, Handler, unit_of_work
 from .errors import CheckoutError
@@ -34,6 +35,7 @@ class PaxparCheckout:
         self.handlers: dict[str, list[Handler]] = {
             event_type: [handler] for event_type, handler in BUILTIN_HANDLERS.items()
         }
+        self.deferred_handlers = deferred_work.DeferredHandlers()
         if app is not None:
             if db is None:
                 raise TypeError("PaxparCheckout(app, db=db): the host's SQLAlchemy is required")
@@ -59,7 +61,14 @@ class PaxparCheckout:
             store=store,
             gateway=gateway,
             sessions=SessionFactory(config, gateway, store),
-            dispatcher=Dispatcher(config, store, self.handlers, BUILTIN_HANDLERS.values()),
+            dispatcher=Dispatcher(
+                config,
+                store,
+                self.handlers,
+                BUILTIN_HANDLERS.values(),
+                deferred=self.deferred_handlers.names_by_type,
+                outbox=deferred_work.outbox_table(db),
+            ),
             session_query=session_query(config),
             portal_query=redirect_query(config, "/"),
         )
@@ -67,6 +76,7 @@ class PaxparCheckout:
         from .cli import checkout_cli
         from .views import blueprint, exempt_from_csrf
 
+        deferred_work.init_app(app, db, config, self.deferred_handlers)
         app.register_blueprint(blueprint, url_prefix=config.url_prefix)
         exempt_from_csrf(app)
         app.cli.add_command(checkout_cli)
@@ -78,17 +88,42 @@ class PaxparCheckout:
         self._user_loader = loader
         return loader
 
-    def webhook_handler(self, event_type: str) -> Callable[[H], H]:
-        """Register a handler of ``event_type``; it runs in the event's transaction, after the
-        built-in one, and receives the verified event as plain data."""
+    def webhook_handler(self, event_type: str, *, deferred: bool = False) -> Callable[[H], H]:
+        """Register a handler of ``event_type``; it receives the verified event as plain data.
+
+        By default it runs in the event's transaction, after the built-in one. With
+        ``deferred=True`` it runs after the commit, at least once, from an outbox row keyed
+        by (event id, handler name): on the Celery app given to ``init_celery``, else in
+        this process once the webhook has answered; retried with backoff when it raises.
+        """
         if not isinstance(event_type, str) or not event_type or " " in event_type:
             raise ValueError(f"not a Stripe event type: {event_type!r}")
 
         def register(handler: H) -> H:
-            self.handlers.setdefault(event_type, []).append(handler)
+            if deferred:
+                self.deferred_handlers.register(event_type, handler)
+            else:
+                self.handlers.setdefault(event_type, []).append(handler)
             return handler
 
         return register
+
+    def init_celery(self, celery_app: Any, *, app: Flask | None = None) -> Any:
+        """Run deferred handlers on ``celery_app``: registers the plugin's one task there
+        (``acks_late``) and hands ``app``'s rows to it (the current app's inside an app
+        context; else every app's). Returns the task."""
+        return deferred_work.init_celery(celery_app, self.deferred_handlers, app)
+
+    def init_metrics(self, app: Flask, *, registry: Any = None) -> None:
+        """Record ``app``'s Prometheus metrics in ``registry`` (the global one by default);
+        needs the ``[metrics]`` extra."""
+        from . import signals
+        from .metrics import CheckoutMetrics
+        from .telemetry import METRICS_KEY
+
+        metrics = CheckoutMetrics.of(registry)
+        app.extensions[METRICS_KEY] = metrics
+        signals.credits_changed.connect(metrics.credits_changed, sender=app, weak=False)
 
     def current_user(self) -> CheckoutUser | None:
         """The signed-in user, from the ``user_loader`` or else Flask-Login, or None."""
