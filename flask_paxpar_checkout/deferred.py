@@ -52,6 +52,11 @@ class DeferredHandlers:
     def register(self, event_type: str, handler: Handler) -> str:
         """Register ``handler`` for ``event_type``; returns the name its rows carry."""
         name = handler_name(handler)
+        if name.startswith("__main__."):
+            raise ValueError(
+                f"deferred handler {name!r} is defined in a script run as __main__: its name "
+                "would differ in the worker; define it in an importable module"
+            )
         known = self.by_name.setdefault(name, handler)
         if known is not handler:
             raise ValueError(f"another deferred handler is already registered as {name!r}")
