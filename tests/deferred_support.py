@@ -11,13 +11,12 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import requests
 from flask import Flask
 from werkzeug.serving import make_server
 
@@ -50,12 +49,8 @@ def free_port() -> int:
 def post(url: str, event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     """Deliver ``event`` over HTTP, signed as Stripe signs it."""
     body, headers = signed(event, WEBHOOK_SECRET)
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=WAIT) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
+    answer = requests.post(url, data=body, headers=headers, timeout=WAIT)
+    return answer.status_code, answer.json()
 
 
 class Processes:
