@@ -76,8 +76,13 @@ def celery_init_app(app: Flask, broker: str, queue: str) -> Any:
         worker_prefetch_multiplier=1,
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
-        # A killed worker's unacknowledged task is given to another worker this soon.
-        broker_transport_options={"visibility_timeout": 2},
+        # A killed worker's unacknowledged task is given to another worker this soon: it
+        # is unacknowledged for 2 s, and the workers look for such tasks every second.
+        broker_transport_options={
+            "visibility_timeout": 2,
+            "unacked_restore_interval": 1,
+            "unacked_restore_throttle": 1,
+        },
     )
     celery_app.set_default()
     app.extensions["celery"] = celery_app
