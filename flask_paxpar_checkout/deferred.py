@@ -185,9 +185,15 @@ def hand_off(rows: Sequence[OutboxKey]) -> None:
 
 
 def _run_in(app: Flask, keys: Sequence[OutboxKey]) -> None:
+    """Run ``keys`` after the answer; what cannot run now waits for ``outbox run``."""
     with app.app_context():
         for key in keys:
-            run_one(key)
+            try:
+                run_one(key)
+            except Exception:  # the database failed: the row waits for `outbox run`
+                log.exception(
+                    "Could not run deferred handler %s of event %s", key.handler, key.event_id
+                )
         _refresh_gauges(runtime())
 
 
