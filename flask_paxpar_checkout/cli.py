@@ -10,6 +10,7 @@ from typing import Any
 import click
 from flask.cli import AppGroup
 
+from .cli_outbox import outbox_cli, show_event_rows
 from .errors import HandlerFailed
 from .events import parse_event
 from .ledger import utcnow
@@ -58,6 +59,7 @@ def show_event(event_id: str) -> None:
         click.echo(f"{key}: {getattr(row, key)}")
     if row.last_error:
         click.echo("last_error:\n" + row.last_error)
+    show_event_rows(event_id)
     click.echo("payload:\n" + json.dumps(json.loads(row.payload), indent=2))
 
 
@@ -126,3 +128,4 @@ def _process(row: Any, *, replay: bool) -> bool:
 
 checkout_cli.add_command(trigger)
 checkout_cli.add_command(local_stripe_command)
+checkout_cli.add_command(outbox_cli)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
@@ -46,6 +47,10 @@ class CheckoutConfig:
     stripe_max_network_retries: int = 2
     stripe_timeout: float = 30.0
     stripe_api_version: str | None = None
+    # Deferred handlers (the outbox): first retry delay, attempts, when a row is sent again.
+    deferred_backoff: float = 1.0
+    deferred_max_attempts: int = 5
+    outbox_resend_after: int = 300
 
     @property
     def redirect_hosts(self) -> frozenset[str]:
@@ -150,6 +155,11 @@ class CheckoutConfig:
             ),
             stripe_timeout=float(_int(config, "PAXPAR_CHECKOUT_STRIPE_TIMEOUT", 30, minimum=1)),
             stripe_api_version=api_version,
+            deferred_backoff=_seconds(config, "PAXPAR_CHECKOUT_DEFERRED_BACKOFF", 1.0),
+            deferred_max_attempts=_int(
+                config, "PAXPAR_CHECKOUT_DEFERRED_MAX_ATTEMPTS", 5, minimum=1
+            ),
+            outbox_resend_after=_int(config, "PAXPAR_CHECKOUT_OUTBOX_RESEND_AFTER", 300, minimum=1),
         )
 
 
@@ -198,6 +208,17 @@ def _int(config: Mapping[str, Any], key: str, default: int, *, minimum: int) -> 
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigurationError(f"{key} must be an integer >= {minimum}, got {value!r}")
     return value
+
+
+def _seconds(config: Mapping[str, Any], key: str, default: float) -> float:
+    """A number of seconds >= 0 (0 retries at once, for tests), at most an hour."""
+    value = config.get(key, default)
+    if isinstance(value, str):
+        with suppress(ValueError):
+            value = float(value.strip())
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 3600:
+        raise ConfigurationError(f"{key} must be a number of seconds from 0 to 3600, got {value!r}")
+    return float(value)
 
 
 def _bool(config: Mapping[str, Any], key: str, default: bool) -> bool:

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
+from . import deferred as deferred_work
 from .announce import announce_credits
 from .billing import CheckoutSessions, Customers, Prices
 from .checkout_sessions import CheckoutSessionMaker
@@ -38,6 +39,7 @@ class PaxparCheckout:
     def __init__(self, app: Flask | None = None, *, db: SQLAlchemy | None = None) -> None:
         self.registry = HandlerRegistry()
         self.users = UserSource()
+        self.deferred_handlers = deferred_work.DeferredHandlers()
         if app is not None:
             if db is None:
                 raise TypeError("PaxparCheckout(app, db=db): the host's SQLAlchemy is required")
@@ -57,11 +59,15 @@ class PaxparCheckout:
         config = CheckoutConfig.from_mapping(app.config)
         if config.secret_key is None:
             log.info("STRIPE_SECRET_KEY is not set: checkout links answer 503 until it is")
-        app.extensions[EXTENSION_KEY] = _build_state(config, db, self.registry, self.users)
+        app.extensions[EXTENSION_KEY] = _build_state(
+            config, db, self.registry, self.users, self.deferred_handlers
+        )
+        deferred_work.init_app(app, db, config, self.deferred_handlers)
 
         from .cli import checkout_cli
         from .views import blueprint, exempt_from_csrf
 
+        deferred_work.init_app(app, db, config, self.deferred_handlers)
         app.register_blueprint(blueprint, url_prefix=config.url_prefix)
         exempt_from_csrf(app)
         app.cli.add_command(checkout_cli)
@@ -73,19 +79,48 @@ class PaxparCheckout:
         self.users.loader = loader
         return loader
 
-    def webhook_handler(self, event_type: str, *, allow_unknown: bool = False) -> Callable[[H], H]:
-        """Register a handler of ``event_type``; it runs in the event's transaction, after the
-        built-in one, and receives the verified event as plain data.
+    def webhook_handler(
+        self, event_type: str, *, deferred: bool = False, allow_unknown: bool = False
+    ) -> Callable[[H], H]:
+        """Register a handler of ``event_type``; it receives the verified event as plain data.
+
+        By default it runs in the event's transaction, after the built-in one. With
+        ``deferred=True`` it runs after the commit, at least once, from an outbox row keyed
+        by (event id, handler name): on the Celery app given to ``init_celery``, else in
+        this process once the webhook has answered; retried with backoff when it raises.
 
         A type this release does not know warns (``UnknownEventType``), since a typo would
         never be called; ``allow_unknown=True`` is for types Stripe added since.
         """
 
+        self.registry.check(event_type, allow_unknown=True)  # a bad name fails here, at once
+
         def register(handler: H) -> H:
-            self.registry.add(event_type, handler, allow_unknown=allow_unknown)
+            if deferred:
+                self.registry.check(event_type, allow_unknown=allow_unknown)
+                self.deferred_handlers.register(event_type, handler)
+            else:
+                self.registry.add(event_type, handler, allow_unknown=allow_unknown)
             return handler
 
         return register
+
+    def init_celery(self, celery_app: Any, *, app: Flask | None = None) -> Any:
+        """Run deferred handlers on ``celery_app``: registers the plugin's one task there
+        (``acks_late``) and hands ``app``'s rows to it (the current app's inside an app
+        context; else every app's). Returns the task."""
+        return deferred_work.init_celery(celery_app, self.deferred_handlers, app)
+
+    def init_metrics(self, app: Flask, *, registry: Any = None) -> None:
+        """Record ``app``'s Prometheus metrics in ``registry`` (the global one by default);
+        needs the ``[metrics]`` extra."""
+        from . import signals
+        from .metrics import CheckoutMetrics
+        from .telemetry import METRICS_KEY
+
+        metrics = CheckoutMetrics.of(registry)
+        app.extensions[METRICS_KEY] = metrics
+        signals.credits_changed.connect(metrics.credits_changed, sender=app, weak=False)
 
     def current_user(self) -> CheckoutUser | None:
         """The signed-in user, from the ``user_loader`` or else Flask-Login, or None."""
@@ -150,7 +185,11 @@ class PaxparCheckout:
 
 
 def _build_state(
-    config: CheckoutConfig, db: SQLAlchemy, registry: HandlerRegistry, users: UserSource
+    config: CheckoutConfig,
+    db: SQLAlchemy,
+    registry: HandlerRegistry,
+    users: UserSource,
+    deferred: deferred_work.DeferredHandlers,
 ) -> CheckoutState:
     """Every part of the plugin for one app, each given what it needs."""
     tables = define_tables(db.metadata)
@@ -187,7 +226,15 @@ def _build_state(
         ),
         purchases=purchases,
         refunds=refunds,
-        pipeline=Pipeline(config, database, records, builtins.by_type(), registry),
+        pipeline=Pipeline(
+            config,
+            database,
+            records,
+            builtins.by_type(),
+            registry,
+            deferred=deferred.names_by_type,
+            outbox=deferred_work.outbox_table(db),
+        ),
         users=users,
         session_query=session_query(config),
         portal_query=redirect_query(config, "/"),

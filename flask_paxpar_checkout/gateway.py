@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 
 import stripe
 
+from . import telemetry
 from .config import CheckoutConfig
 from .errors import (
     CheckoutNotConfigured,
@@ -53,13 +54,14 @@ class StripeGateway:
         params: dict[str, Any] = {"metadata": metadata}
         if email:
             params["email"] = email
-        try:
-            customer = self.client.v1.customers.create(
-                params=params,  # type: ignore[arg-type]
-                options={"idempotency_key": idempotency_key},
-            )
-        except stripe.StripeError as exc:
-            _raise_for(exc, "create a customer")
+        with telemetry.stripe_request("customers.create"):
+            try:
+                customer = self.client.v1.customers.create(
+                    params=params,  # type: ignore[arg-type]
+                    options={"idempotency_key": idempotency_key},
+                )
+            except stripe.StripeError as exc:
+                _raise_for(exc, "create a customer")
         return str(customer.id)
 
     def create_checkout_session(
@@ -67,38 +69,43 @@ class StripeGateway:
     ) -> dict[str, Any]:
         """Create a Checkout Session; returns its ``id`` and ``url``, all that the caller
         uses, without converting the whole object (about 70 us)."""
-        try:
-            session = self.client.v1.checkout.sessions.create(
-                params=params,  # type: ignore[arg-type]
-                options={"idempotency_key": idempotency_key},
-            )
-        except stripe.StripeError as exc:
-            _raise_for(exc, "create a Checkout Session")
+        with telemetry.stripe_request("checkout.sessions.create"):
+            try:
+                session = self.client.v1.checkout.sessions.create(
+                    params=params,  # type: ignore[arg-type]
+                    options={"idempotency_key": idempotency_key},
+                )
+            except stripe.StripeError as exc:
+                _raise_for(exc, "create a Checkout Session")
+        telemetry.session_created(params)
         return {"id": session.id, "url": session.url}
 
     def retrieve_checkout_session(self, session_id: str) -> dict[str, Any]:
         """Fetch a Checkout Session as plain data."""
-        try:
-            return self.client.v1.checkout.sessions.retrieve(session_id).to_dict()
-        except stripe.StripeError as exc:
-            _raise_for(exc, "retrieve a Checkout Session")
+        with telemetry.stripe_request("checkout.sessions.retrieve"):
+            try:
+                return self.client.v1.checkout.sessions.retrieve(session_id).to_dict()
+            except stripe.StripeError as exc:
+                _raise_for(exc, "retrieve a Checkout Session")
 
     def retrieve_price(self, price_id: str) -> dict[str, Any]:
         """Fetch a price with its product expanded, as plain data."""
-        try:
-            price = self.client.v1.prices.retrieve(price_id, params={"expand": ["product"]})
-        except stripe.StripeError as exc:
-            _raise_for(exc, f"retrieve price {price_id}")
+        with telemetry.stripe_request("prices.retrieve"):
+            try:
+                price = self.client.v1.prices.retrieve(price_id, params={"expand": ["product"]})
+            except stripe.StripeError as exc:
+                _raise_for(exc, f"retrieve price {price_id}")
         return price.to_dict()
 
     def create_portal_session(self, *, customer: str, return_url: str) -> dict[str, Any]:
         """Create a Billing Portal session for ``customer``; returns it as plain data."""
-        try:
-            portal = self.client.v1.billing_portal.sessions.create(
-                params={"customer": customer, "return_url": return_url}
-            )
-        except stripe.StripeError as exc:
-            _raise_for(exc, "create a Billing Portal session")
+        with telemetry.stripe_request("billing_portal.sessions.create"):
+            try:
+                portal = self.client.v1.billing_portal.sessions.create(
+                    params={"customer": customer, "return_url": return_url}
+                )
+            except stripe.StripeError as exc:
+                _raise_for(exc, "create a Billing Portal session")
         return portal.to_dict()
 
 

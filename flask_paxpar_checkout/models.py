@@ -15,6 +15,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -183,6 +184,7 @@ def define_tables(metadata: MetaData) -> Tables:
         Column("refunded_at", BigInteger, nullable=False),
         Column("received_at", DateTime(timezone=True), nullable=False),
     )
+    define_outbox_table(metadata)
     return Tables(customers, sessions, events, balances, ledger, subscriptions, prices, refunds)
 
 
@@ -196,3 +198,35 @@ _NAMES = (
     "prices",
     "refunds",
 )
+
+
+# -- the outbox of deferred handlers ---------------------------------------------------------
+
+
+def define_outbox_table(metadata: MetaData) -> Table:
+    """The outbox: one row per (event, deferred handler), written in the event's transaction
+    and worked off after the commit (once; later calls return the same table)."""
+    existing = metadata.tables.get(PREFIX + "outbox")
+    if existing is not None:
+        return existing
+    outbox = Table(
+        PREFIX + "outbox",
+        metadata,
+        Column("event_id", String(_ID), nullable=False),
+        Column("handler", String(255), nullable=False),
+        Column("event_type", String(100), nullable=False),
+        Column("payload", Text, nullable=False),
+        # pending (due at next_attempt_at), running (claimed at claimed_at), done or failed
+        Column("status", String(16), nullable=False),
+        Column("attempts", Integer, nullable=False),
+        Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+        Column("claimed_at", DateTime(timezone=True)),
+        # When the row was last handed to the task queue; NULL when the hand-off failed.
+        Column("sent_at", DateTime(timezone=True)),
+        Column("last_error", Text),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("done_at", DateTime(timezone=True)),
+        PrimaryKeyConstraint("event_id", "handler", name=PREFIX + "outbox_pk"),
+    )
+    Index(PREFIX + "outbox_status_idx", outbox.c.status, outbox.c.next_attempt_at)
+    return outbox

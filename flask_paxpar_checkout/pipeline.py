@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any
 
-from . import signals
+from sqlalchemy import Table
+
+from . import deferred, outbox, signals, telemetry
 from .config import CheckoutConfig
 from .database import Database
 from .errors import HandlerFailed
@@ -47,21 +50,37 @@ class Pipeline:
         records: EventRecords,
         builtins: Mapping[str, BuiltinHandler],
         registry: HandlerRegistry,
+        *,
+        deferred: Mapping[str, Sequence[str]],
+        outbox: Table,
     ) -> None:
         self.config = config
         self.database = database
         self.records = records
         self.builtins = builtins
         self.registry = registry
+        self.deferred = deferred  # event type -> the names of its deferred handlers
+        self.outbox = outbox
 
     def receive(self, body: bytes, signature: str | None) -> Outcome:
-        """Handle one delivery; ``InvalidWebhook`` (400) before anything is recorded."""
-        verify_signature(
-            body, signature, self.config.webhook_secrets, self.config.webhook_tolerance
-        )
-        event = parse_event(body)
-        signals.send(signals.webhook_received, event=event.payload)
-        return self.process(event, body.decode("utf-8"))
+        """Handle one delivery; ``InvalidWebhook`` (400) before anything is recorded. Each
+        delivery is counted and logged once, with its outcome."""
+        started = perf_counter()
+        event: Event | None = None
+        outcome = "invalid"
+        try:
+            verify_signature(
+                body, signature, self.config.webhook_secrets, self.config.webhook_tolerance
+            )
+            event = parse_event(body)
+            outcome = "failed"
+            signals.send(signals.webhook_received, event=event.payload)
+            result = self.process(event, body.decode("utf-8"))
+            outcome = result.status
+            return result
+        finally:
+            event_id, event_type = (event.id, event.type) if event else (None, None)
+            telemetry.webhook_event(event_id, event_type, outcome, started)
 
     def process(self, event: Event, payload_text: str, *, replay: bool = False) -> Outcome:
         """Record ``event`` and run its handlers in one transaction; ``HandlerFailed`` if
@@ -81,6 +100,7 @@ class Pipeline:
 
         builtin = self.builtins.get(event.type)
         host_handlers = self.registry.handlers_of(event.type)
+        later = self.deferred.get(event.type, ())
         try:
             # A host handler writes through db.session: the event is then its transaction.
             with self.database.transaction(with_session=bool(host_handlers)) as tx:
@@ -90,6 +110,9 @@ class Pipeline:
                     builtin(tx, event)
                 for handler in host_handlers:
                     handler(event.payload)
+                if later:  # rows of the same transaction, worked off after its commit
+                    rows = outbox.write_event_rows(tx.connection, self.outbox, row, later)
+                    tx.after_commit(lambda: deferred.hand_off(rows))
         except Exception as exc:
             self._record_failure(row, event.payload, exc)
             raise HandlerFailed(event.id) from exc
@@ -102,7 +125,8 @@ class Pipeline:
                 return "not a refund of a payment intent"
         elif event.fqdn is None and not self.config.accept_untagged_events:
             return "untagged: the object carries no paxpar_fqdn metadata"
-        if event.type not in self.builtins and not self.registry.handlers_of(event.type):
+        handled = event.type in self.builtins or self.deferred.get(event.type)
+        if not handled and not self.registry.handlers_of(event.type):
             return f"no handler for {event.type}"
         return None
 

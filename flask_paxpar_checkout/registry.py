@@ -23,6 +23,11 @@ class HandlerRegistry:
         self._handlers: dict[str, list[Handler]] = {}
 
     def add(self, event_type: str, handler: Handler, *, allow_unknown: bool = False) -> None:
+        self.check(event_type, allow_unknown=allow_unknown)
+        self._handlers.setdefault(event_type, []).append(handler)
+
+    def check(self, event_type: str, *, allow_unknown: bool = False) -> None:
+        """Refuse what is not an event type; warn of one this release does not know."""
         if not isinstance(event_type, str) or not event_type or " " in event_type:
             raise ValueError(f"not a Stripe event type: {event_type!r}")
         if event_type not in KNOWN_EVENT_TYPES and not allow_unknown:
@@ -31,9 +36,8 @@ class HandlerRegistry:
                 "Stripe added it since, register it with "
                 f"webhook_handler({event_type!r}, allow_unknown=True).",
                 UnknownEventType,
-                stacklevel=3,
+                stacklevel=4,
             )
-        self._handlers.setdefault(event_type, []).append(handler)
 
     def handlers_of(self, event_type: str) -> list[Handler]:
         return self._handlers.get(event_type, [])

@@ -118,6 +118,7 @@ def test_tables_are_prefixed_and_seen_by_alembic_autogenerate() -> None:
         "paxpar_checkout_customers",
         "paxpar_checkout_sessions",
         "paxpar_checkout_events",
+        "paxpar_checkout_outbox",
         "paxpar_checkout_balances",
         "paxpar_checkout_credit_ledger",
         "paxpar_checkout_subscriptions",
