@@ -258,6 +258,8 @@ class StripeStub:
         self._products: dict[str, dict[str, Any]] = {}
         self._subscriptions: dict[str, dict[str, Any]] = {}
         self._portal_sessions: dict[str, dict[str, Any]] = {}
+        self._events: list[dict[str, Any]] = []
+        self._webhook_endpoints: dict[str, dict[str, Any]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -322,8 +324,10 @@ class StripeStub:
                 self._products,
                 self._subscriptions,
                 self._portal_sessions,
+                self._webhook_endpoints,
             ):
                 store.clear()
+            self._events.clear()
 
     # -- inspection ------------------------------------------------------------------------
 
@@ -584,6 +588,9 @@ class StripeStub:
     def _route(self, rec: RecordedRequest) -> dict[str, Any]:
         parts = [unquote_plus(p) for p in rec.path.strip("/").split("/")]
         p = rec.params
+        listed = self._route_listings(rec.method, parts, p)
+        if listed is not None:
+            return listed
         match rec.method, parts:
             case "POST", ["v1", "customers"]:
                 return self._make_customer(p)
@@ -892,6 +899,97 @@ class StripeStub:
         self._portal_sessions[bps_id] = portal
         return portal
 
+    # -- events, webhook endpoints, stored subscriptions (sync and doctor) -----------------
+
+    def add_event(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Keep an event object, listed by ``GET /v1/events``; returns the kept copy."""
+        kept = copy.deepcopy(event)
+        with self._lock:
+            self._events = [e for e in self._events if e["id"] != kept["id"]]
+            self._events.append(kept)
+        return kept
+
+    def add_webhook_endpoint(
+        self,
+        *,
+        url: str,
+        enabled_events: list[str],
+        api_version: str | None = None,
+        status: str = "enabled",
+        secret: str | None = None,
+    ) -> dict[str, Any]:
+        """Make a webhook endpoint known, listed by ``GET /v1/webhook_endpoints``."""
+        endpoint: dict[str, Any] = {
+            "id": _new_id("we_", 24),
+            "object": "webhook_endpoint",
+            "api_version": api_version,
+            "application": None,
+            "created": int(time.time()),
+            "description": None,
+            "enabled_events": list(enabled_events),
+            "livemode": False,
+            "metadata": {},
+            "secret": secret or _new_id("whsec_", 32),
+            "status": status,
+            "url": url,
+        }
+        with self._lock:
+            self._webhook_endpoints[endpoint["id"]] = endpoint
+        return copy.deepcopy(endpoint)
+
+    def put_subscription(self, subscription: dict[str, Any]) -> None:
+        """Store or replace a subscription object (``GET /v1/subscriptions/{id}``)."""
+        with self._lock:
+            self._subscriptions[subscription["id"]] = copy.deepcopy(subscription)
+
+    def _route_listings(
+        self, method: str, parts: list[str], p: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        if method != "GET":
+            return None
+        match parts:
+            case ["v1", "events"]:
+                return self._list_events(p)
+            case ["v1", "events", event_id]:
+                for event in self._events:
+                    if event["id"] == event_id:
+                        return event
+                raise _no_such("event", event_id)
+            case ["v1", "webhook_endpoints"]:
+                endpoints = sorted(
+                    self._webhook_endpoints.values(), key=lambda e: -int(e["created"])
+                )
+                return _list_page(endpoints, p, "/v1/webhook_endpoints")
+        return None
+
+    def _list_events(self, p: dict[str, Any]) -> dict[str, Any]:
+        types = p.get("types")
+        wanted = set(types) if isinstance(types, list) else None
+        if isinstance(p.get("type"), str):
+            wanted = {p["type"]}
+        created = p.get("created")
+        bounds = created if isinstance(created, dict) else {}
+        checks = {
+            "gte": lambda c, b: c >= b,
+            "gt": lambda c, b: c > b,
+            "lte": lambda c, b: c <= b,
+            "lt": lambda c, b: c < b,
+        }
+        for op in bounds:
+            if op not in checks or not str(bounds[op]).isdigit():
+                raise _ApiError(400, f"Invalid created[{op}]", param=f"created[{op}]")
+        # Newest first; among equal times, the later added first, as Stripe lists them.
+        ordered = [
+            e for _, e in sorted(enumerate(self._events), key=lambda x: (-x[1]["created"], -x[0]))
+        ]
+        chosen = [
+            e
+            for e in ordered
+            if (wanted is None or e["type"] in wanted)
+            and all(checks[op](int(e["created"]), int(v)) for op, v in bounds.items())
+        ]
+        return _list_page(chosen, p, "/v1/events")
+
     # -- offline pages for a browser -------------------------------------------------------
 
     def _page(self, rec: RecordedRequest) -> _Reply:
@@ -921,6 +1019,32 @@ class StripeStub:
         )
         body += f'<p><a href="{cancel}">Cancel</a></p>' if cancel else ""
         return _page_reply(body)
+
+
+def _list_page(items: list[dict[str, Any]], p: dict[str, Any], url: str) -> dict[str, Any]:
+    """One page of a Stripe list: ``limit`` (1 to 100), ``starting_after``, ``ending_before``."""
+    raw_limit = p.get("limit", "10")
+    if not str(raw_limit).isdigit() or not 1 <= int(raw_limit) <= 100:
+        raise _ApiError(
+            400,
+            "This value must be greater than or equal to 1 and less than or equal to 100.",
+            code="parameter_invalid_integer",
+            param="limit",
+        )
+    limit = int(raw_limit)
+    ids = [item["id"] for item in items]
+    for cursor in ("starting_after", "ending_before"):
+        if cursor in p and p[cursor] not in ids:
+            raise _no_such("object", str(p[cursor]), param=cursor, status=400)
+    if "starting_after" in p:
+        rest = items[ids.index(p["starting_after"]) + 1 :]
+        data, more = rest[:limit], len(rest) > limit
+    elif "ending_before" in p:
+        before = items[: ids.index(p["ending_before"])]
+        data, more = before[-limit:], len(before) > limit
+    else:
+        data, more = items[:limit], len(items) > limit
+    return {"object": "list", "data": copy.deepcopy(data), "has_more": more, "url": url}
 
 
 def _page_reply(body: str, status: int = 200) -> _Reply:
