@@ -21,6 +21,7 @@ from . import signals
 from .config import CheckoutConfig
 from .events import Event, parse_event
 from .gateway import verify_signature
+from .rehearsal import rehearsing
 from .store import Store
 
 log = logging.getLogger("flask_paxpar_checkout")
@@ -50,6 +51,8 @@ class HandlerFailed(Exception):
 
 def defer(signal: Signal, **kwargs: Any) -> None:
     """Send ``signal`` after the current transaction commits (now, outside of one)."""
+    if rehearsing():
+        return
     pending = _outbox.get()
     if pending is None:
         signal.send(current_app._get_current_object(), **kwargs)  # type: ignore[attr-defined]
@@ -164,5 +167,5 @@ class Dispatcher:
 
 
 def _send(signal: Signal, **kwargs: Any) -> None:
-    if signal.receivers:
+    if signal.receivers and not rehearsing():
         signal.send(current_app._get_current_object(), **kwargs)  # type: ignore[attr-defined]

@@ -40,6 +40,7 @@ from sqlalchemy.sql import Executable
 from .errors import InsufficientCredits
 from .execution import current_own_transaction, engine_observed, own_transaction, session_observed
 from .models import Tables
+from .rehearsal import rehearsing
 
 Claim = Literal["claimed", "duplicate"]
 TERMINAL = frozenset({"canceled", "incomplete_expired"})
@@ -127,7 +128,12 @@ class Store:
         SQLAlchemy's execution and the host's session holds no transaction of this
         request; else, and by default, the host's ``db.session`` transaction. With
         ``single_statement`` too, the block's one statement is committed by itself.
+        In a rehearsal (a dry run), a savepoint of the session's outer transaction.
         """
+        if rehearsing():
+            with self.session.begin_nested():
+                yield
+            return
         if own and self._may_run_own():
             with own_transaction(self.db.engine, single_statement=single_statement):
                 yield
