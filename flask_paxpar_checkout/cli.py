@@ -11,6 +11,7 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import delete, select
 
+from .cli_operate import register as register_operations
 from .dispatch import HandlerFailed
 from .events import parse_event
 from .state import current_state
@@ -132,3 +133,4 @@ def _process(row: Any, *, replay: bool) -> bool:
 
 
 checkout_cli.add_command(trigger)
+register_operations(checkout_cli)
