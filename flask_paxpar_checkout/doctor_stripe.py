@@ -248,7 +248,7 @@ def _credits_known(state: CheckoutState) -> list[Finding]:
         .where(s.c.price_id.is_not(None), s.c.status.in_(LIVE_STATUSES))
         .group_by(s.c.price_id)
     )
-    in_use: dict[str, int] = dict(state.store.session.execute(stmt).tuples().all())
+    in_use: dict[str, int] = {row[0]: row[1] for row in state.store.session.execute(stmt)}
     prices = state.config.prices
     findings: list[Finding] = []
     if prices is None:

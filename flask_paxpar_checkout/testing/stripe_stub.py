@@ -929,10 +929,11 @@ class StripeStub:
             "enabled_events": list(enabled_events),
             "livemode": False,
             "metadata": {},
-            "secret": secret or _new_id("whsec_", 32),
             "status": status,
             "url": url,
         }
+        if secret is not None:  # Stripe shows the secret only to its creator
+            endpoint["secret"] = secret
         with self._lock:
             self._webhook_endpoints[endpoint["id"]] = endpoint
         return copy.deepcopy(endpoint)
