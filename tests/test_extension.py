@@ -122,6 +122,7 @@ def test_tables_are_prefixed_and_seen_by_alembic_autogenerate() -> None:
         "paxpar_checkout_credit_ledger",
         "paxpar_checkout_subscriptions",
         "paxpar_checkout_prices",
+        "paxpar_checkout_sync_state",
     }
 
 
