@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
+from contextlib import nullcontext
 from typing import Any
 
 import click
@@ -32,7 +33,8 @@ class _ProgressObserver(SyncObserver):
         self.bar = bar
 
     def event(self, event_id: str, outcome: str) -> None:
-        self.bar.update(1, f"{event_id} {outcome}")
+        if self.bar is not None:
+            self.bar.update(1, f"{event_id} {outcome}")
 
     def problem(self, message: str) -> None:
         click.echo(message, err=True)
@@ -56,17 +58,20 @@ def sync_command(
     if events_only and subscriptions_only:
         raise click.UsageError("use one of --events-only and --subscriptions-only")
     subscriptions = True if subscriptions_only else (False if events_only else None)
-    bar = click.progressbar(
-        _unknown_length(), label="Syncing events", file=sys.stderr, show_pos=True
+    # On a terminal only: from cron, stderr carries problems alone (cron mails what it gets).
+    bar: Any = (
+        click.progressbar(_unknown_length(), label="Syncing events", file=sys.stderr, show_pos=True)
+        if sys.stderr.isatty()
+        else nullcontext(None)
     )
     try:
-        with bar:
+        with bar as progress:
             report = run_sync(
                 since=since,
                 dry_run=dry_run,
                 events=not subscriptions_only,
                 subscriptions=subscriptions,
-                observer=_ProgressObserver(bar),
+                observer=_ProgressObserver(progress),
             )
     except InvalidSyncWindow as exc:
         raise click.BadParameter(str(exc), param_hint="--since") from None

@@ -89,13 +89,14 @@ class SyncReport:
 
 class SyncObserver:
     """Told of each event's outcome and of each problem as they happen (the CLI's progress
-    bar and its one line per problem); the default observer does nothing."""
+    bar and its one line per problem); by default, problems are logged."""
 
     def event(self, event_id: str, outcome: str) -> None:
         """One fetched event went through the pipeline: processed, duplicate, ignored, failed."""
 
     def problem(self, message: str) -> None:
-        """Something the operator should read, already logged."""
+        """Something the operator should read: logged as a warning by default."""
+        log.warning("checkout sync: %s", message)
 
 
 def run_sync(
@@ -351,7 +352,6 @@ def _changes(before: dict[str, Any], after: dict[str, Any]) -> list[UserChange]:
 
 
 def _problem(report: SyncReport, observer: SyncObserver, message: str) -> None:
-    log.warning("checkout sync: %s", message)
     report.problems.append(message)
     observer.problem(message)
 
