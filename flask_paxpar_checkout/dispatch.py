@@ -51,8 +51,6 @@ class HandlerFailed(Exception):
 
 def defer(signal: Signal, **kwargs: Any) -> None:
     """Send ``signal`` after the current transaction commits (now, outside of one)."""
-    if rehearsing():
-        return
     pending = _outbox.get()
     if pending is None:
         signal.send(current_app._get_current_object(), **kwargs)  # type: ignore[attr-defined]

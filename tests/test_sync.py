@@ -305,10 +305,12 @@ def test_dry_run_writes_nothing_and_says_what_would_change(
         seen.append(kwargs)
 
     signals.credits_changed.connect(observe)
+    signals.webhook_processed.connect(observe)
     try:
         result = sync_cli(app, "--dry-run")
     finally:
         signals.credits_changed.disconnect(observe)
+        signals.webhook_processed.disconnect(observe)
 
     assert result.exit_code == 0, result.output
     assert "Dry run: nothing was changed." in result.stdout
