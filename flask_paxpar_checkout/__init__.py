@@ -12,14 +12,17 @@ from .errors import (
     CreditsDisabled,
     InsufficientCredits,
     InvalidRequest,
+    InvalidSyncWindow,
     InvalidWebhook,
     NoStripeCustomer,
     NotAuthenticated,
     StripeServiceError,
     StripeUnavailable,
+    SyncBusy,
 )
 from .extension import PaxparCheckout, user_key
 from .store import CreditChange, SubscriptionState
+from .sync import SyncReport, UserChange
 
 __all__ = [
     "CheckoutConfig",
@@ -31,6 +34,7 @@ __all__ = [
     "CreditsDisabled",
     "InsufficientCredits",
     "InvalidRequest",
+    "InvalidSyncWindow",
     "InvalidWebhook",
     "NoStripeCustomer",
     "NotAuthenticated",
@@ -38,6 +42,9 @@ __all__ = [
     "StripeServiceError",
     "StripeUnavailable",
     "SubscriptionState",
+    "SyncBusy",
+    "SyncReport",
+    "UserChange",
     "signals",
     "user_key",
 ]
