@@ -91,38 +91,9 @@ def _endpoint_findings(
                 "checkout sync` for what it missed.",
             )
         )
-    version = endpoint.get("api_version")
-    if version is None:
-        found.append(
-            Finding(
-                "warning",
-                "webhook endpoint",
-                f"{name} sends the account's default API version, which this check cannot see",
-                f"Pin the endpoint's API version to one from {OLDEST_READ_VERSION} to "
-                f"{NEWEST_READ_VERSION}.",
-            )
-        )
-    elif version[:10] < OLDEST_READ_VERSION:
-        found.append(
-            Finding(
-                "error",
-                "webhook endpoint",
-                f"{name} sends API version {version}, older than any whose payloads the plugin "
-                f"reads ({OLDEST_READ_VERSION} on)",
-                "Create an endpoint with a newer API version and move STRIPE_WEBHOOK_SECRET to "
-                "its secret.",
-            )
-        )
-    elif version[:10] > NEWEST_READ_VERSION:
-        found.append(
-            Finding(
-                "warning",
-                "webhook endpoint",
-                f"{name} sends API version {version}, newer than any the plugin was tested with "
-                f"(up to {NEWEST_READ_VERSION})",
-                "Upgrade flask-paxpar-checkout, or pin the endpoint to a version it reads.",
-            )
-        )
+    version = _version_finding(name, endpoint.get("api_version"))
+    if version is not None:
+        found.append(version)
     secret = endpoint.get("secret")
     if isinstance(secret, str) and secret not in set(secrets):
         found.append(
@@ -144,6 +115,36 @@ def _endpoint_findings(
             )
         )
     return found
+
+
+def _version_finding(name: str, version: str | None) -> Finding | None:
+    """Whether the endpoint's API version is one whose payloads the plugin reads."""
+    if version is None:
+        return Finding(
+            "warning",
+            "webhook endpoint",
+            f"{name} sends the account's default API version, which this check cannot see",
+            f"Pin the endpoint's API version to one from {OLDEST_READ_VERSION} to "
+            f"{NEWEST_READ_VERSION}.",
+        )
+    if version[:10] < OLDEST_READ_VERSION:
+        return Finding(
+            "error",
+            "webhook endpoint",
+            f"{name} sends API version {version}, older than any whose payloads the plugin "
+            f"reads ({OLDEST_READ_VERSION} on)",
+            "Create an endpoint with a newer API version and move STRIPE_WEBHOOK_SECRET to "
+            "its secret.",
+        )
+    if version[:10] > NEWEST_READ_VERSION:
+        return Finding(
+            "warning",
+            "webhook endpoint",
+            f"{name} sends API version {version}, newer than any the plugin was tested with "
+            f"(up to {NEWEST_READ_VERSION})",
+            "Upgrade flask-paxpar-checkout, or pin the endpoint to a version it reads.",
+        )
+    return None
 
 
 def _same_url(url: Any, expected: str) -> bool:
@@ -210,25 +211,9 @@ def _price_findings(
                 f"Use {mode} prices in {key}, or the other key.",
             )
         )
-    is_recurring = isinstance(price.get("recurring"), dict)
-    if recurring and not is_recurring:
-        found.append(
-            Finding(
-                "error",
-                "prices",
-                f"{price_id} is a one-time price, configured as a subscription plan",
-                "Use a recurring price in PAXPAR_CHECKOUT_PRICES.",
-            )
-        )
-    if not recurring and is_recurring:
-        found.append(
-            Finding(
-                "error",
-                "prices",
-                f"{price_id} is recurring, configured as the credit price",
-                "Use a one-time price in PAXPAR_CHECKOUT_CREDIT_PRICE_ID.",
-            )
-        )
+    kind = _kind_finding(price_id, price, recurring=recurring)
+    if kind is not None:
+        found.append(kind)
     if not found:
         found.append(
             Finding(
@@ -238,6 +223,26 @@ def _price_findings(
             )
         )
     return found
+
+
+def _kind_finding(price_id: str, price: dict[str, Any], *, recurring: bool) -> Finding | None:
+    """Plans must be recurring prices, the credit price a one-time one."""
+    is_recurring = isinstance(price.get("recurring"), dict)
+    if recurring and not is_recurring:
+        return Finding(
+            "error",
+            "prices",
+            f"{price_id} is a one-time price, configured as a subscription plan",
+            "Use a recurring price in PAXPAR_CHECKOUT_PRICES.",
+        )
+    if not recurring and is_recurring:
+        return Finding(
+            "error",
+            "prices",
+            f"{price_id} is recurring, configured as the credit price",
+            "Use a one-time price in PAXPAR_CHECKOUT_CREDIT_PRICE_ID.",
+        )
+    return None
 
 
 def _credits_known(state: CheckoutState) -> list[Finding]:
