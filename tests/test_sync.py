@@ -364,3 +364,40 @@ def test_a_rate_limit_beyond_the_librarys_retries_is_waited_out_and_said(
 
     assert report.ok and report.processed == 2
     assert any("rate-limiting" in p and "Waiting" in p for p in observer.problems)
+
+
+def test_a_dry_run_with_a_failing_handler_and_a_resync_still_writes_nothing(
+    app: Flask,
+    checkout: PaxparCheckout,
+    stripe: StripeStub,
+    builder: EventBuilder,
+    deliver: Callable[..., Any],
+) -> None:
+    long_ago = int(time.time()) - 60 * DAY
+    deliver(
+        builder.invoice_paid(
+            user_id="1", subscription_id="sub_a", price_id=PRICE_BASIC, created=long_ago
+        )
+    )
+    stripe.put_subscription(
+        builder.subscription(
+            user_id="1", subscription_id="sub_a", price_id=PRICE_BASIC, status="past_due"
+        )
+    )
+    stripe.add_event(builder.checkout_session_completed(user_id="2", qty=5))
+
+    @checkout.webhook_handler("checkout.session.completed")
+    def broken(event: dict[str, Any]) -> None:
+        raise RuntimeError("host bug")
+
+    before = [tuple(r) for r in rows("events")]
+
+    report = checkout.sync(dry_run=True)
+
+    assert (report.failed, report.subscriptions_checked) == (1, 1)
+    assert [(c.user_id, c.status_before, c.status_after) for c in report.changes] == [
+        ("1", "active", "past_due")
+    ]
+    assert [tuple(r) for r in rows("events")] == before  # no failure stored either
+    assert checkout.subscription(1).status == "active"  # type: ignore[union-attr]
+    assert checkout.credits(1) == 100 and checkout.credits(2) == 0
