@@ -274,7 +274,7 @@ def seed_sessions(
     if not sessions:
         return
     from flask_paxpar_checkout.state import current_state
-    from flask_paxpar_checkout.store import utcnow
+    from flask_paxpar_checkout.ledger import utcnow
 
     with app.app_context():
         table = current_state().tables.sessions

@@ -13,17 +13,20 @@ from .errors import (
     HandlerFailed,
     InsufficientCredits,
     InvalidRequest,
+    InvalidSyncWindow,
     InvalidWebhook,
     NoStripeCustomer,
     NotAuthenticated,
     StripeServiceError,
     StripeUnavailable,
+    SyncBusy,
     UnsafeRedirect,
 )
 from .extension import PaxparCheckout
 from .ledger import CreditChange
 from .registry import UnknownEventType
 from .subscriptions import SubscriptionState
+from .sync import SyncReport, UserChange
 from .users import user_key
 
 __all__ = [
@@ -37,6 +40,7 @@ __all__ = [
     "HandlerFailed",
     "InsufficientCredits",
     "InvalidRequest",
+    "InvalidSyncWindow",
     "InvalidWebhook",
     "NoStripeCustomer",
     "NotAuthenticated",
@@ -44,8 +48,11 @@ __all__ = [
     "StripeServiceError",
     "StripeUnavailable",
     "SubscriptionState",
+    "SyncBusy",
+    "SyncReport",
     "UnknownEventType",
     "UnsafeRedirect",
+    "UserChange",
     "signals",
     "user_key",
 ]

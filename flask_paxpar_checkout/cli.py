@@ -10,6 +10,7 @@ from typing import Any
 import click
 from flask.cli import AppGroup
 
+from .cli_operate import register as register_operations
 from .cli_outbox import outbox_cli, show_event_rows
 from .errors import HandlerFailed
 from .events import parse_event
@@ -129,3 +130,4 @@ def _process(row: Any, *, replay: bool) -> bool:
 checkout_cli.add_command(trigger)
 checkout_cli.add_command(local_stripe_command)
 checkout_cli.add_command(outbox_cli)
+register_operations(checkout_cli)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable
 
 from .models import Tables
+from .rehearsal import rehearsing
 from .statements import Statements
 
 
@@ -97,8 +98,14 @@ class Database:
         It is the host's ``db.session`` transaction when ``with_session`` is asked (a host
         handler writes through the session) or the session is already at work in this
         request (never beside it); otherwise one on a connection of the engine's pool. It
-        is a transaction whatever the engine's isolation level, AUTOCOMMIT included.
+        is a transaction whatever the engine's isolation level, AUTOCOMMIT included. In a
+        rehearsal (``sync --dry-run``) it is a savepoint of the rehearsal's transaction,
+        and nothing is to happen after it.
         """
+        if rehearsing():  # a dry run: a savepoint of the caller's transaction, no aftermath
+            with self.session.begin_nested():
+                yield Transaction(self.session.connection(), self.sql)
+            return
         if with_session or self.session_at_work():
             with self._session_transaction() as tx:
                 yield tx

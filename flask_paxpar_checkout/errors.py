@@ -100,3 +100,11 @@ class StripeUnavailable(StripeServiceError, ServiceUnavailable):
 
 class CheckoutNotConfigured(CheckoutHTTPError, ServiceUnavailable):
     """A setting this request needs is unset (503); the message names it."""
+
+
+class SyncBusy(CheckoutError):
+    """Another ``flask checkout sync`` holds the lease on this database; nothing was done."""
+
+
+class InvalidSyncWindow(CheckoutError, ValueError):
+    """``--since`` is neither an age (``3d``, ``12h``, ``30m``) nor an ISO date."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 from flask import Flask
@@ -27,6 +28,7 @@ from .registry import Handler, HandlerRegistry
 from .schemas import redirect_query, session_query
 from .state import EXTENSION_KEY, CheckoutState, current_state
 from .subscriptions import Subscriptions, SubscriptionState
+from .sync import SyncReport, run_sync
 from .users import CheckoutUser, UserLoader, UserSource, user_key
 
 log = logging.getLogger("flask_paxpar_checkout")
@@ -177,6 +179,18 @@ class PaxparCheckout:
         state = current_state()
         with state.database.reading() as tx:
             return state.customers.customer_of(tx, user_key(user_id))
+
+    def sync(self, since: str | int | datetime | None = None, dry_run: bool = False) -> SyncReport:
+        """Fetch the events Stripe kept and apply those this database missed, through the
+        webhook's pipeline (exactly once); see ``flask checkout sync`` in the README.
+
+        :param since: how far back: an age (``"3d"``), an ISO date, a ``datetime`` or a Unix
+            time; by default from an hour before the last completed sync (30 days at first).
+        :param dry_run: apply everything in a transaction that is rolled back, and report
+            per user the credits and subscription status before and after.
+        :raises SyncBusy: another sync holds the lease on this database.
+        """
+        return run_sync(since=since, dry_run=dry_run)
 
     @property
     def config(self) -> CheckoutConfig:

@@ -108,6 +108,44 @@ class StripeGateway:
                 _raise_for(exc, "create a Billing Portal session")
         return portal.to_dict()
 
+    # -- read-only calls of `flask checkout sync` and `doctor` -----------------------------
+
+    def list_events(
+        self,
+        *,
+        types: list[str],
+        created_gte: int,
+        limit: int = 100,
+        starting_after: str | None = None,
+    ) -> dict[str, Any]:
+        """One page of the Events API, newest first, as plain data (``data``, ``has_more``).
+
+        The page's JSON as Stripe sent it (``raw_request``), not a ``StripeObject`` tree
+        turned back into dicts: building that tree is most of the cost of a sync.
+        """
+        params: dict[str, Any] = {"types": types, "created": {"gte": created_gte}, "limit": limit}
+        if starting_after is not None:
+            params["starting_after"] = starting_after
+        try:
+            page: dict[str, Any] = self.client.raw_request("get", "/v1/events", **params).data
+        except stripe.StripeError as exc:
+            _raise_for(exc, "list events")
+        return page
+
+    def retrieve_subscription(self, subscription_id: str) -> dict[str, Any]:
+        """Fetch a subscription as plain data."""
+        try:
+            return self.client.v1.subscriptions.retrieve(subscription_id).to_dict()
+        except stripe.StripeError as exc:
+            _raise_for(exc, f"retrieve subscription {subscription_id}")
+
+    def list_webhook_endpoints(self) -> dict[str, Any]:
+        """The account's webhook endpoints (first 100), as plain data."""
+        try:
+            return self.client.v1.webhook_endpoints.list(params={"limit": 100}).to_dict()
+        except stripe.StripeError as exc:
+            _raise_for(exc, "list webhook endpoints")
+
 
 def verify_signature(
     payload: bytes, header: str | None, secrets: Iterable[str], tolerance: int

@@ -45,6 +45,7 @@ class Tables:
 
 def define_tables(metadata: MetaData) -> Tables:
     """Add the plugin's tables to ``metadata`` (once; later calls return the same tables)."""
+    define_sync_state(metadata)
     existing = metadata.tables.get(PREFIX + "events")
     if existing is not None:
         t = metadata.tables
@@ -230,3 +231,25 @@ def define_outbox_table(metadata: MetaData) -> Table:
     )
     Index(PREFIX + "outbox_status_idx", outbox.c.status, outbox.c.next_attempt_at)
     return outbox
+
+
+# -- `flask checkout sync`: its checkpoint and its lease -----------------------------------
+
+SYNC_STATE = PREFIX + "sync_state"
+
+
+def define_sync_state(metadata: MetaData) -> Table:
+    """The sync's one row per name: the start of the last completed sync (the checkpoint)
+    and the lease that lets one sync run at a time (once; later calls return the same)."""
+    existing = metadata.tables.get(SYNC_STATE)
+    if existing is not None:
+        return existing
+    return Table(
+        SYNC_STATE,
+        metadata,
+        Column("name", String(64), primary_key=True),
+        Column("checkpoint", BigInteger),
+        Column("completed_at", BigInteger),
+        Column("lease_owner", String(64)),
+        Column("lease_until", BigInteger),
+    )

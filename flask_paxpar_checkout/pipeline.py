@@ -119,6 +119,11 @@ class Pipeline:
         signals.send(signals.webhook_processed, event=event.payload)
         return Outcome("processed", event.id)
 
+    def handled_types(self) -> list[str]:
+        """Every event type something handles here: what the webhook endpoint must send."""
+        deferred = {event_type for event_type, names in self.deferred.items() if names}
+        return sorted(set(self.builtins) | self.registry.types() | deferred)
+
     def _reason_to_ignore(self, event: Event) -> str | None:
         if event.type in ROUTED_BY_LOOKUP:
             if object_id(event.object.get("payment_intent")) is None:

@@ -39,5 +39,9 @@ class HandlerRegistry:
                 stacklevel=4,
             )
 
+    def types(self) -> set[str]:
+        """The event types with a host handler."""
+        return {event_type for event_type, chain in self._handlers.items() if chain}
+
     def handlers_of(self, event_type: str) -> list[Handler]:
         return self._handlers.get(event_type, [])

@@ -12,6 +12,8 @@ from typing import Any
 from blinker import Namespace, Signal
 from flask import current_app
 
+from .rehearsal import rehearsing
+
 _signals = Namespace()
 
 webhook_received = _signals.signal(
@@ -80,6 +82,6 @@ __all__ = [
 
 
 def send(signal: Signal, **kwargs: Any) -> None:
-    """Send ``signal`` from the current app, if anything listens."""
-    if signal.receivers:
+    """Send ``signal`` from the current app, if anything listens (never in a dry run)."""
+    if signal.receivers and not rehearsing():
         signal.send(current_app._get_current_object(), **kwargs)  # type: ignore[attr-defined]

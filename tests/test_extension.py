@@ -124,6 +124,7 @@ def test_tables_are_prefixed_and_seen_by_alembic_autogenerate() -> None:
         "paxpar_checkout_subscriptions",
         "paxpar_checkout_prices",
         "paxpar_checkout_refunds",
+        "paxpar_checkout_sync_state",
     }
 
 
