@@ -127,11 +127,11 @@ def run(db: hosts.Database, *, rounds: int, per_round: int, seed: int = 5) -> Se
     with stripe_stub() as url:
         app, sqla = hosts.plugin_app(db, STRIPE_SECRET_KEY=SECRET_KEY, STRIPE_API_BASE=url)
         with app.app_context():  # every user has paid before: the plugin looks the customer up
-            store = current_state().store
+            state = current_state()
             customers = {u: f"cus_bench{u}" for u in users}
-            for user, customer in customers.items():
-                store.link_customer(user, customer, f"user{user}@example.com")
-            sqla.session.commit()
+            with state.database.transaction() as tx:
+                for user, customer in customers.items():
+                    state.customers.link(tx, user, customer, f"user{user}@example.com")
             engine = sqla.engine
         ways: dict[str, tuple[FlaskClient, str]] = {
             "plain": (plain_app(url, customers).test_client(), "/checkout?qty=5"),
@@ -177,6 +177,6 @@ def run(db: hosts.Database, *, rounds: int, per_round: int, seed: int = 5) -> Se
     )
     section.notes.append(f"sessions the plugin stored: {stored:,}")
     section.targets.append(
-        Target(f"checkout session, {db.kind}: plugin/plain", median(ratios), 1.2)
+        Target(f"checkout session, {db.kind}: plugin/(plain + stored)", median(stored_ratios), 1.15)
     )
     return section

@@ -273,8 +273,8 @@ def seed_sessions(
     """Store the Checkout Sessions the plugin made before Stripe completes them."""
     if not sessions:
         return
-    from flask_paxpar_checkout.state import current_state
     from flask_paxpar_checkout.ledger import utcnow
+    from flask_paxpar_checkout.state import current_state
 
     with app.app_context():
         table = current_state().tables.sessions

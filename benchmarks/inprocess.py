@@ -116,9 +116,9 @@ def run(db: hosts.Database, *, rounds: int, per_round: int, seed: int = 7) -> Se
                 sqla.engine.dispose()
     if db.kind == "sqlite":
         section.targets.append(
-            Target(f"in process, {db.kind}: plugin/usual", median(plugin_usual), 0.6)
+            Target(f"in process, {db.kind}: plugin/usual", median(plugin_usual), 0.7)
         )
     section.targets.append(
-        Target(f"in process, {db.kind}: plugin/floor", median(plugin_floor), 1.25)
+        Target(f"in process, {db.kind}: plugin/(floor + writes)", median(writes), 1.2)
     )
     return section

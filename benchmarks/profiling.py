@@ -16,15 +16,16 @@ from __future__ import annotations
 import cProfile
 import importlib.util
 import io
+import os
 import pstats
 import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from flask_paxpar_checkout.dispatch import Dispatcher, Outcome
 from flask_paxpar_checkout.events import parse_event
 from flask_paxpar_checkout.gateway import verify_signature
+from flask_paxpar_checkout.pipeline import Outcome, Pipeline
 
 from . import hosts
 from .inprocess import Receiver, post_all, receivers
@@ -40,11 +41,11 @@ STAGES = (
 )
 
 
-def _view_only(self: Dispatcher, body: bytes, signature: str | None) -> Outcome:
+def _view_only(self: Pipeline, body: bytes, signature: str | None) -> Outcome:
     return Outcome("processed", "evt_profile")
 
 
-def _verified_only(self: Dispatcher, body: bytes, signature: str | None) -> Outcome:
+def _verified_only(self: Pipeline, body: bytes, signature: str | None) -> Outcome:
     verify_signature(body, signature, self.config.webhook_secrets, self.config.webhook_tolerance)
     return Outcome("processed", parse_event(body).id)
 
@@ -52,32 +53,24 @@ def _verified_only(self: Dispatcher, body: bytes, signature: str | None) -> Outc
 @contextmanager
 def _stage(plugin: Receiver, stage: str) -> Iterator[None]:
     """The plugin with the stages after ``stage`` left out."""
-    receive = Dispatcher.receive
-    state = plugin.app.extensions["paxpar_checkout"]
-    handlers: dict[str, list[Any]] = state.extension.handlers
-    dispatcher: Dispatcher = state.dispatcher
-    saved = {k: list(v) for k, v in handlers.items()}
-    builtins = dispatcher.builtins
+    receive = Pipeline.receive
+    pipeline: Pipeline = plugin.app.extensions["paxpar_checkout"].pipeline
+    builtins = pipeline.builtins
     try:
         if stage == "view":
-            Dispatcher.receive = _view_only  # type: ignore[method-assign]
+            Pipeline.receive = _view_only  # type: ignore[method-assign]
         elif stage == "verified":
-            Dispatcher.receive = _verified_only  # type: ignore[method-assign]
+            Pipeline.receive = _verified_only  # type: ignore[method-assign]
         elif stage == "recorded":
 
-            def nothing(event: dict[str, Any]) -> None:
+            def nothing(tx: Any, event: Any) -> None:
                 return None
 
-            # in the built-ins' place, so the event keeps the plugin's own transaction
-            dispatcher.builtins = builtins | {nothing}
-            for chain in handlers.values():
-                chain[:] = [nothing]
+            pipeline.builtins = {event_type: nothing for event_type in builtins}
         yield
     finally:
-        Dispatcher.receive = receive  # type: ignore[method-assign]
-        dispatcher.builtins = builtins
-        for k, v in saved.items():
-            handlers[k][:] = v
+        Pipeline.receive = receive  # type: ignore[method-assign]
+        pipeline.builtins = builtins
 
 
 def stages(db: hosts.Database, *, rounds: int, per_round: int) -> Section:
@@ -146,7 +139,7 @@ def profile(kind: str, *, quick: bool = False, pg_url: str | None = None) -> int
         seconds = run()
         stats.disable()
         out = io.StringIO()
-        pstats.Stats(stats, stream=out).sort_stats("cumulative").print_stats(40)
+        pstats.Stats(stats, stream=out).sort_stats(os.environ.get("PAXPAR_PROFILE_SORT", "cumulative")).print_stats(40)
         report = out.getvalue()
     print(f"\nProfile of {len(deliveries)} deliveries of the mix ({db.label}):")
     print(report)

@@ -50,17 +50,17 @@ SET_CREDITS = (
     "updated_at = excluded.updated_at RETURNING credits"
 )
 LEDGER = (
-    f"INSERT INTO {_P}credit_ledger (user_id, delta, balance_after, reason, stripe_object_id, "
-    "dedup_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedup_key) DO NOTHING"
+    f"INSERT INTO {_P}credit_ledger (user_id, effective_at, position, amount, delta, "
+    "balance_after, reason, stripe_object_id, dedup_key, created_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedup_key) DO NOTHING"
 )
 SUBSCRIPTION = (
     f"INSERT INTO {_P}subscriptions (id, user_id, customer_id, price_id, status, "
-    "current_period_end, cancel_at_period_end, status_at, last_paid_invoice_created, "
+    "current_period_end, cancel_at_period_end, status_at, status_source, "
     "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (id) DO UPDATE SET status = excluded.status, status_at = excluded.status_at, "
-    "current_period_end = coalesce(excluded.current_period_end, "
-    f"{_P}subscriptions.current_period_end), last_paid_invoice_created = coalesce("
-    f"excluded.last_paid_invoice_created, {_P}subscriptions.last_paid_invoice_created), "
+    "status_source = excluded.status_source, current_period_end = coalesce("
+    f"excluded.current_period_end, {_P}subscriptions.current_period_end), "
     "updated_at = excluded.updated_at"
 )
 
@@ -114,25 +114,30 @@ def _write(
         user, qty = done
         if sub is None:
             after = run(sql["add"], (user, qty, now)).scalar_one()
-            ledger = (user, qty, after, "purchase", obj["id"], f"purchase:{obj['id']}", now)
-            run(sql["ledger"], ledger)
+            key = f"purchase:{obj['id']}"
+            ledger = (user, now, _position(now, key), qty, qty, after, "purchase", obj["id"], key)
+            run(sql["ledger"], (*ledger, now))
         else:
             customer = object_id(obj.get("customer"))
-            row = (sub, user, customer, None, "active", None, False, event["created"], None)
+            row = (sub, user, customer, None, "active", None, False, event["created"], event["id"])
             run(sql["subscription"], (*row, now, now))
     elif kind in ("invoice.paid", "invoice.payment_failed"):
         sub = invoice_subscription(obj)
         user = instance_tags(obj).get("paxpar_user_id")
         price, period_end = invoice_line(obj)
         paid = kind == "invoice.paid"
-        status, last_paid = ("active", obj["created"]) if paid else ("past_due", None)
+        status = "active" if paid else "past_due"
         customer = object_id(obj.get("customer"))
-        row = (sub, user, customer, price, status, period_end, False, event["created"], last_paid)
+        row = (sub, user, customer, price, status, period_end, False, event["created"], event["id"])
         run(sql["subscription"], (*row, now, now))
         if paid and price in PRICES:
             credits = PRICES[price]
             run(sql["set"], (user, credits, now))
             reset = f"reset:{obj['id']}"
-            run(
-                sql["ledger"], (user, credits, credits, "subscription_reset", obj["id"], reset, now)
-            )
+            row = (user, now, _position(now, reset), credits, credits, credits)
+            run(sql["ledger"], (*row, "subscription_reset", obj["id"], reset, now))
+
+
+def _position(at: datetime, key: str) -> str:
+    """A ledger entry's place, as the plugin writes it."""
+    return f"{int(at.timestamp() * 1_000_000):017d}|1|{key}"

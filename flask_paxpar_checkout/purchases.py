@@ -90,9 +90,8 @@ class Purchases:
                 qty=_int(tags.get(QTY_KEY)),
                 price_id=tags.get(PRICE_KEY),
             )
-        if mode == "payment" and completes:
-            qty = stored.qty if stored else None
-            self._credit(tx, user_id, session_id, qty, completed_at)
+        if mode == "payment" and completes and stored is not None:
+            self._credit(tx, stored, completed_at)
         elif mode == "subscription" and sub_id:
             price = stored.price_id if stored else None
             news = News(
@@ -104,15 +103,16 @@ class Purchases:
             )
             announce_subscription(tx, self.subscriptions.apply(tx, sub_id, user_id, news))
 
-    def _credit(
-        self, tx: Transaction, user_id: str, session_id: str, qty: int | None, at: datetime
-    ) -> None:
-        if not qty or not self.config.credits_enabled:
+    def _credit(self, tx: Transaction, purchase: Any, at: datetime) -> None:
+        if not purchase.qty or not self.config.credits_enabled:
             return
-        entry = Entry("purchase", qty, at, f"purchase:{session_id}", stripe_object_id=session_id)
-        announce_credits(tx, self.ledger.record(tx, user_id, entry))
-        purchase = self.sessions.get(tx, session_id)
-        if purchase is not None and purchase.payment_intent_id:
+        session_id = purchase.id
+        entry = Entry(
+            "purchase", purchase.qty, at, f"purchase:{session_id}", stripe_object_id=session_id
+        )
+        announce_credits(tx, self.ledger.record(tx, purchase.user_id, entry))
+        # A refund may have come first: it waited for this purchase.
+        if purchase.payment_intent_id and getattr(purchase, "refunded", True):
             self.refunds.apply_to_purchase(tx, purchase)
 
 

@@ -8,7 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, func, literal, select, update
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Table,
+    bindparam,
+    case,
+    delete,
+    func,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Executable
 
@@ -64,7 +75,13 @@ class Statements:
         self.session_by_payment_intent = select(s).where(
             s.c.payment_intent_id == _param("payment_intent_id")
         )
-        # An open session is completed once; its row as it is then.
+        # An open session is completed once; its row as it is then, and whether refunds of
+        # its payment intent arrived before it.
+        refunded = (
+            select(t.refunds.c.charge_id)
+            .where(t.refunds.c.payment_intent_id == _param("new_payment_intent_id"))
+            .exists()
+        )
         self.complete_session = (
             update(s)
             .where(s.c.id == _param("session_id"), s.c.status == "open")
@@ -74,7 +91,7 @@ class Statements:
                 subscription_id=_param("new_subscription_id"),
                 payment_intent_id=_param("new_payment_intent_id"),
             )
-            .returning(*s.c)
+            .returning(*_untimed(s), refunded.label("refunded"))
         )
         self.end_session = (
             update(s)
@@ -169,7 +186,7 @@ class Statements:
         self.lock_subscription = (
             dml.insert(s)
             .on_conflict_do_update(index_elements=["id"], set_={"status_at": s.c.status_at})
-            .returning(*s.c)
+            .returning(*_untimed(s))
         )
         self.save_subscription = (
             update(s)
@@ -206,6 +223,12 @@ class Statements:
             .where(r.c.payment_intent_id == _param("payment_intent_id"))
             .distinct()
         )
+
+
+def _untimed(table: Table) -> tuple[Column[Any], ...]:
+    """A row's columns but its timestamps, for rows the handlers read back and never use the
+    timestamps of (reading them back is most of the work of reading a row on SQLite)."""
+    return tuple(c for c in table.c if not isinstance(c.type, DateTime))
 
 
 SUBSCRIPTION_FIELDS = (

@@ -87,7 +87,7 @@ class Subscriptions:
         state = state_of(merged)
         if merged == values:
             return Applied(state, changed=False, ended_now=False)
-        merged["updated_at"] = utcnow()
+        merged["updated_at"] = utcnow()  # written, not read back
         tx.execute(
             tx.sql.save_subscription,
             {"sub_id": sub_id, **{f"v_{name}": merged[name] for name in SUBSCRIPTION_FIELDS}},
