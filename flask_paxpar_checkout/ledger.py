@@ -50,7 +50,8 @@ class Entry:
     """What an effect asks of the ledger.
 
     ``amount`` is the balance a reset sets, else the signed change; ``key`` makes the entry
-    unique (the same effect brought twice is one entry).
+    unique (the same effect brought twice is one entry). A ``provisional`` time (the return
+    page's) gives way to the time of the same entry brought by an event.
     """
 
     reason: str
@@ -60,6 +61,7 @@ class Entry:
     stripe_object_id: str | None = None
     subscription_id: str | None = None
     memo: str | None = None
+    provisional: bool = False
 
     @property
     def position(self) -> str:
@@ -98,8 +100,8 @@ class CreditLedger:
         self, tx: Transaction, user_id: str, entry: Entry, *, require: int = 0
     ) -> CreditChange | None:
         """Put ``entry`` in its place and fold; ``None`` if the ledger already had it as it
-        is. An entry brought again keeps the earlier of its effective times and takes the
-        new amount (a refund's share depends on the other refunds of its charge). With
+        is. An entry brought again takes the new amount (a refund's share depends on the
+        other refunds of its charge) and the new time unless that one is provisional. With
         ``require``, raise ``InsufficientCredits`` unless the balance has that much."""
         before, last_position = self._lock(tx, user_id)
         if before < require:
@@ -159,7 +161,7 @@ class CreditLedger:
         self, tx: Transaction, user_id: str, entry: Entry, before: int
     ) -> CreditChange | None:
         stored = tx.first(tx.sql.entry_by_key, {"dedup_key": entry.key})
-        effective_at = min(as_utc(stored.effective_at), entry.effective_at)
+        effective_at = as_utc(stored.effective_at) if entry.provisional else entry.effective_at
         position = position_of(effective_at, entry.reason, entry.key)
         if stored.amount == entry.amount and position == stored.position:
             return None
@@ -172,7 +174,8 @@ class CreditLedger:
                 "new_position": position,
             },
         )
-        after = self._fold(tx, user_id, position, before, through=stored.position)
+        start, through = sorted((position, stored.position))
+        after = self._fold(tx, user_id, start, before, through=through)
         return CreditChange(user_id, before, after, entry.reason, entry.stripe_object_id)
 
     def _fold(

@@ -42,10 +42,12 @@ class Purchases:
 
     def fulfil_return(self, session: dict[str, Any]) -> None:
         """The return page's news of a session, in a transaction of its own: the purchase
-        takes effect now until the webhook's earlier completion time replaces it."""
+        takes effect now until the webhook's completion time replaces it."""
         with self.database.transaction() as tx:
             at = int(session.get("created") or 0)
-            self.fulfil(tx, session, completed_at=utcnow(), at=at, source=session["id"])
+            self.fulfil(
+                tx, session, completed_at=utcnow(), at=at, source=session["id"], provisional=True
+            )
 
     def fulfil(
         self,
@@ -55,6 +57,7 @@ class Purchases:
         completed_at: datetime,
         at: int,
         source: str,
+        provisional: bool = False,
     ) -> None:
         """Apply a completed session: credits once per session, a subscription's start as
         news at ``at`` from ``source``."""
@@ -91,7 +94,7 @@ class Purchases:
                 price_id=tags.get(PRICE_KEY),
             )
         if mode == "payment" and completes and stored is not None:
-            self._credit(tx, stored, completed_at)
+            self._credit(tx, stored, completed_at, provisional)
         elif mode == "subscription" and sub_id:
             price = stored.price_id if stored else None
             news = News(
@@ -103,12 +106,17 @@ class Purchases:
             )
             announce_subscription(tx, self.subscriptions.apply(tx, sub_id, user_id, news))
 
-    def _credit(self, tx: Transaction, purchase: Any, at: datetime) -> None:
+    def _credit(self, tx: Transaction, purchase: Any, at: datetime, provisional: bool) -> None:
         if not purchase.qty or not self.config.credits_enabled:
             return
         session_id = purchase.id
         entry = Entry(
-            "purchase", purchase.qty, at, f"purchase:{session_id}", stripe_object_id=session_id
+            "purchase",
+            purchase.qty,
+            at,
+            f"purchase:{session_id}",
+            stripe_object_id=session_id,
+            provisional=provisional,
         )
         announce_credits(tx, self.ledger.record(tx, purchase.user_id, entry))
         # A refund may have come first: it waited for this purchase.

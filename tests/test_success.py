@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 from flask.testing import FlaskClient
 
 from flask_paxpar_checkout import PaxparCheckout
+from flask_paxpar_checkout.ledger import as_utc, stripe_time
 from flask_paxpar_checkout.testing import EventBuilder, StripeStub
 
 from .conftest import FQDN, PRICE_PRO, as_user
@@ -114,3 +116,37 @@ def test_stripe_down_on_return_still_lands(
     response = client.get(f"/api/checkout/success?session_id={session_id}", headers=as_user(5))
     assert response.headers["Location"] == f"https://{FQDN}/front/y"
     assert checkout.credits(5) == 0  # the webhook will fulfil it
+
+
+def test_the_return_and_the_webhook_make_one_entry_at_the_webhooks_time(
+    client: FlaskClient,
+    stripe: StripeStub,
+    checkout: PaxparCheckout,
+    deliver: Callable[..., Any],
+) -> None:
+    """Whichever comes first, the purchase is one entry, effective at the completion event's
+    time, even when Stripe's clock runs ahead of this host's; a reset paid after that
+    completion absorbs it either way."""
+    completed_at = int(time.time()) + 600
+    for user, return_first in ((6, True), (7, False)):
+        session_id = _checkout(client, user, "qty=5")
+        session = stripe.complete_session(session_id)
+        completion = EventBuilder(fqdn=FQDN).event(
+            "checkout.session.completed", session, created=completed_at
+        )
+        renewal = EventBuilder(fqdn=FQDN).invoice_paid(
+            user_id=str(user),
+            subscription_id=f"sub_{user}",
+            price_id=PRICE_PRO,
+            created=completed_at + 60,
+        )
+        back = (f"/api/checkout/success?session_id={session_id}", as_user(user))
+        if return_first:
+            client.get(back[0], headers=back[1])
+        deliver(completion)
+        if not return_first:
+            client.get(back[0], headers=back[1])
+        deliver(renewal)
+        [purchase] = [e for e in checkout.ledger(user) if e["reason"] == "purchase"]
+        assert as_utc(purchase["effective_at"]) == stripe_time(completed_at), user
+        assert checkout.credits(user) == 500, user  # the reset after it absorbed it

@@ -189,7 +189,11 @@ class Billing(Resources):
     # -- events ----------------------------------------------------------------------------
 
     def _event(self, event_type: str, obj: dict[str, Any], **data: Any) -> dict[str, Any]:
-        event = self.shapes.event(event_type, obj, self.now(), **data)
+        # Each event in a second of its own (see ``now``): the plugin orders events of one
+        # second by their ids, and a person's next click is never the same news.
+        created = self.now()
+        self._last_event_created = created
+        event = self.shapes.event(event_type, obj, created, **data)
         event["pending_webhooks"] = len(self._endpoints_for(event_type))
         self.add_event(event)
         return event

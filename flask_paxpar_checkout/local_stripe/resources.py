@@ -66,11 +66,13 @@ class Resources(HttpServer):
         self._portal_sessions: dict[str, dict[str, Any]] = {}
         self._invoices: dict[str, dict[str, Any]] = {}
         self._events: list[dict[str, Any]] = []  # oldest first
+        self._last_event_created = 0
         self._endpoints: list[dict[str, Any]] = []  # oldest first
 
     def now(self) -> int:
-        """The local Stripe's time: the wall clock moved on by every advance of the test clock."""
-        return int(time.time()) + self.clock_offset
+        """The local Stripe's time: the wall clock moved on by every advance of the test clock,
+        and never the second of an event already sent (what happens next is later news)."""
+        return max(int(time.time()) + self.clock_offset, self._last_event_created + 1)
 
     def _stores(self) -> list[Any]:
         return [

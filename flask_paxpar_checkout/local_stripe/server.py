@@ -64,6 +64,7 @@ class LocalStripe(Lifecycle):
             self._transports.clear()
             self._cards.clear()
             self.clock_offset = 0
+            self._last_event_created = 0
         self.deliverer.restart()
 
     def _answer(self, rec: RecordedRequest) -> Reply:
