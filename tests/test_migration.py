@@ -87,3 +87,4 @@ def _no_changes_on(url: str) -> None:
                 assert compare_metadata(MigrationContext.configure(conn), db.metadata) == []
         finally:
             db.drop_all()
+            db.engine.dispose()
