@@ -113,8 +113,7 @@ def _read_urls(config: Mapping[str, Any], fqdn: str) -> dict[str, Any]:
     public_url = _http_url(public_url, "PAXPAR_CHECKOUT_PUBLIC_URL").rstrip("/")
     if urlsplit(public_url).path not in ("", "/"):
         raise ConfigurationError(
-            "PAXPAR_CHECKOUT_PUBLIC_URL must be a base URL without a path, "
-            f"e.g. 'https://{fqdn}'"
+            f"PAXPAR_CHECKOUT_PUBLIC_URL must be a base URL without a path, e.g. 'https://{fqdn}'"
         )
     prefix = _text(config, "PAXPAR_CHECKOUT_URL_PREFIX") or _default("url_prefix")
     if not prefix.startswith("/") or prefix.endswith("/"):
@@ -144,9 +143,7 @@ def _read_credit_price_and_login(config: Mapping[str, Any]) -> dict[str, Any]:
 
 def _read_credits_and_webhooks(config: Mapping[str, Any]) -> dict[str, Any]:
     """What a cancellation does to credits, the API version and the webhook secrets."""
-    on_cancel = _text(config, "PAXPAR_CHECKOUT_CREDITS_ON_CANCEL") or _default(
-        "credits_on_cancel"
-    )
+    on_cancel = _text(config, "PAXPAR_CHECKOUT_CREDITS_ON_CANCEL") or _default("credits_on_cancel")
     if on_cancel not in ("keep", "zero"):
         raise ConfigurationError("PAXPAR_CHECKOUT_CREDITS_ON_CANCEL must be 'keep' or 'zero'")
     api_version = _text(config, "STRIPE_API_VERSION")
