@@ -1,7 +1,9 @@
-"""Realistic Stripe events for tests and the ``trigger`` command, signed as Stripe signs them.
+"""Realistic Stripe events for the ``trigger`` command and for tests, signed as Stripe signs
+them.
 
 Objects start from Stripe's own fixtures (``flask_paxpar_checkout/fixtures``) of either API
-era and get this instance's tags, the given user, price and ids.
+era and get this instance's tags, the given user, price and ids. Shipped code imports them
+from here; ``flask_paxpar_checkout.testing`` re-exports them for host apps' tests.
 """
 
 from __future__ import annotations
