@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from types import MappingProxyType
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -61,106 +61,168 @@ class CheckoutConfig:
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any]) -> CheckoutConfig:
         """Read a Flask config; raise ``ConfigurationError`` naming the first bad key."""
-        fqdn = _text(config, "PAXPAR_FQDN")
-        if not fqdn:
-            raise ConfigurationError(
-                "PAXPAR_FQDN is required: this instance's host name, e.g. 'dev.paxpar.tech'. "
-                "It is tagged on everything sent to Stripe so that each instance "
-                "recognises its own events."
-            )
-        fqdn = fqdn.lower()
-        if not _FQDN.match(fqdn):
-            raise ConfigurationError(f"PAXPAR_FQDN={fqdn!r} is not a host name")
-
-        secret_key = _text(config, "STRIPE_SECRET_KEY")
-        if secret_key is not None and not _SECRET_KEY.match(secret_key):
-            raise ConfigurationError(
-                "STRIPE_SECRET_KEY must be a Stripe secret key (sk_test_..., sk_live_...) "
-                "or a restricted key (rk_...); a publishable key (pk_...) cannot create sessions"
-            )
-        api_base = _text(config, "STRIPE_API_BASE")
-        if api_base is not None:
-            api_base = _http_url(api_base, "STRIPE_API_BASE").rstrip("/")
-        _refuse_live_key_elsewhere(secret_key, api_base)
-
-        public_url = _text(config, "PAXPAR_CHECKOUT_PUBLIC_URL") or f"https://{fqdn}"
-        public_url = _http_url(public_url, "PAXPAR_CHECKOUT_PUBLIC_URL").rstrip("/")
-        if urlsplit(public_url).path not in ("", "/"):
-            raise ConfigurationError(
-                "PAXPAR_CHECKOUT_PUBLIC_URL must be a base URL without a path, "
-                f"e.g. 'https://{fqdn}'"
-            )
-
-        prefix = _text(config, "PAXPAR_CHECKOUT_URL_PREFIX") or "/api/checkout"
-        if not prefix.startswith("/") or prefix.endswith("/"):
-            raise ConfigurationError(
-                "PAXPAR_CHECKOUT_URL_PREFIX must start with '/' and not end with one"
-            )
-
-        credit_price_id = _text(config, "PAXPAR_CHECKOUT_CREDIT_PRICE_ID")
-        if credit_price_id is not None and not PRICE_ID.match(credit_price_id):
-            raise ConfigurationError(
-                f"PAXPAR_CHECKOUT_CREDIT_PRICE_ID={credit_price_id!r} is not a Stripe price id "
-                "(price_...)"
-            )
-
-        login_url = _text(config, "PAXPAR_CHECKOUT_LOGIN_URL")
-        if login_url is not None and not (
-            login_url.startswith("/") or urlsplit(login_url).scheme in ("http", "https")
-        ):
-            raise ConfigurationError(
-                "PAXPAR_CHECKOUT_LOGIN_URL must be a path ('/login') or an http(s) URL"
-            )
-
-        on_cancel = _text(config, "PAXPAR_CHECKOUT_CREDITS_ON_CANCEL") or "keep"
-        if on_cancel not in ("keep", "zero"):
-            raise ConfigurationError("PAXPAR_CHECKOUT_CREDITS_ON_CANCEL must be 'keep' or 'zero'")
-
-        api_version = _text(config, "STRIPE_API_VERSION")
-
-        webhook_secrets = _webhook_secrets(config)
-        if not webhook_secrets:
-            raise ConfigurationError(
-                "STRIPE_WEBHOOK_SECRET is required: the signing secret (whsec_...) of this "
-                "instance's webhook endpoint, as the Stripe dashboard or `stripe listen` shows it"
-            )
-
+        fqdn = _read_fqdn(config)
         return cls(
             fqdn=fqdn,
-            secret_key=secret_key,
-            api_base=api_base,
-            public_url=public_url,
-            url_prefix=prefix,
-            default_redirect=_text(config, "PAXPAR_CHECKOUT_DEFAULT_REDIRECT")
-            or "/front/checkout/success",
-            cancel_redirect=_text(config, "PAXPAR_CHECKOUT_CANCEL_REDIRECT")
-            or "/front/checkout/cancel",
-            allowed_redirect_hosts=frozenset(
-                h.lower() for h in _strings(config, "PAXPAR_CHECKOUT_ALLOWED_REDIRECT_HOSTS")
-            ),
-            login_url=login_url,
-            credit_price_id=credit_price_id,
-            max_qty=_int(config, "PAXPAR_CHECKOUT_MAX_QTY", 10000, minimum=1),
-            prices=_prices(config.get("PAXPAR_CHECKOUT_PRICES")),
-            credits_enabled=_bool(config, "PAXPAR_CHECKOUT_CREDITS_ENABLED", True),
-            credits_on_cancel="zero" if on_cancel == "zero" else "keep",
-            webhook_secrets=webhook_secrets,
-            webhook_tolerance=_int(config, "PAXPAR_CHECKOUT_WEBHOOK_TOLERANCE", 300, minimum=1),
-            webhook_max_bytes=_int(
-                config, "PAXPAR_CHECKOUT_WEBHOOK_MAX_BYTES", 1024 * 1024, minimum=1024
-            ),
-            accept_untagged_events=_bool(config, "PAXPAR_CHECKOUT_ACCEPT_UNTAGGED_EVENTS", False),
-            stripe_max_network_retries=_int(
-                config, "PAXPAR_CHECKOUT_STRIPE_MAX_NETWORK_RETRIES", 2, minimum=0
-            ),
-            stripe_timeout=float(_int(config, "PAXPAR_CHECKOUT_STRIPE_TIMEOUT", 30, minimum=1)),
-            stripe_api_version=api_version,
-            deferred_backoff=_seconds(config, "PAXPAR_CHECKOUT_DEFERRED_BACKOFF", 1.0),
-            deferred_max_attempts=_int(
-                config, "PAXPAR_CHECKOUT_DEFERRED_MAX_ATTEMPTS", 5, minimum=1
-            ),
-            outbox_resend_after=_int(config, "PAXPAR_CHECKOUT_OUTBOX_RESEND_AFTER", 300, minimum=1),
+            **_read_stripe_access(config),
+            **_read_urls(config, fqdn),
+            **_read_credit_price_and_login(config),
+            **_read_credits_and_webhooks(config),
+            **_read_redirects_and_limits(config),
         )
+
+
+def _default(name: str) -> Any:
+    """The default of the config field ``name``: the dataclass is the one place it is written."""
+    return _DEFAULTS[name]
+
+
+def _read_fqdn(config: Mapping[str, Any]) -> str:
+    """``PAXPAR_FQDN``, required and lower-cased: the tag that recognises this instance."""
+    fqdn = _text(config, "PAXPAR_FQDN")
+    if not fqdn:
+        raise ConfigurationError(
+            "PAXPAR_FQDN is required: this instance's host name, e.g. 'dev.paxpar.tech'. "
+            "It is tagged on everything sent to Stripe so that each instance "
+            "recognises its own events."
+        )
+    fqdn = fqdn.lower()
+    if not _FQDN.match(fqdn):
+        raise ConfigurationError(f"PAXPAR_FQDN={fqdn!r} is not a host name")
+    return fqdn
+
+
+def _read_stripe_access(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The secret key and the API base, a live key kept to Stripe's own API."""
+    secret_key = _text(config, "STRIPE_SECRET_KEY")
+    if secret_key is not None and not _SECRET_KEY.match(secret_key):
+        raise ConfigurationError(
+            "STRIPE_SECRET_KEY must be a Stripe secret key (sk_test_..., sk_live_...) "
+            "or a restricted key (rk_...); a publishable key (pk_...) cannot create sessions"
+        )
+    api_base = _text(config, "STRIPE_API_BASE")
+    if api_base is not None:
+        api_base = _http_url(api_base, "STRIPE_API_BASE").rstrip("/")
+    _refuse_live_key_elsewhere(secret_key, api_base)
+    return {"secret_key": secret_key, "api_base": api_base}
+
+
+def _read_urls(config: Mapping[str, Any], fqdn: str) -> dict[str, Any]:
+    """The public base URL and the blueprint's prefix."""
+    public_url = _text(config, "PAXPAR_CHECKOUT_PUBLIC_URL") or f"https://{fqdn}"
+    public_url = _http_url(public_url, "PAXPAR_CHECKOUT_PUBLIC_URL").rstrip("/")
+    if urlsplit(public_url).path not in ("", "/"):
+        raise ConfigurationError(
+            f"PAXPAR_CHECKOUT_PUBLIC_URL must be a base URL without a path, e.g. 'https://{fqdn}'"
+        )
+    prefix = _text(config, "PAXPAR_CHECKOUT_URL_PREFIX") or _default("url_prefix")
+    if not prefix.startswith("/") or prefix.endswith("/"):
+        raise ConfigurationError(
+            "PAXPAR_CHECKOUT_URL_PREFIX must start with '/' and not end with one"
+        )
+    return {"public_url": public_url, "url_prefix": prefix}
+
+
+def _read_credit_price_and_login(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The price of one-off credits and where an anonymous buyer is sent to log in."""
+    credit_price_id = _text(config, "PAXPAR_CHECKOUT_CREDIT_PRICE_ID")
+    if credit_price_id is not None and not PRICE_ID.match(credit_price_id):
+        raise ConfigurationError(
+            f"PAXPAR_CHECKOUT_CREDIT_PRICE_ID={credit_price_id!r} is not a Stripe price id "
+            "(price_...)"
+        )
+    login_url = _text(config, "PAXPAR_CHECKOUT_LOGIN_URL")
+    if login_url is not None and not (
+        login_url.startswith("/") or urlsplit(login_url).scheme in ("http", "https")
+    ):
+        raise ConfigurationError(
+            "PAXPAR_CHECKOUT_LOGIN_URL must be a path ('/login') or an http(s) URL"
+        )
+    return {"credit_price_id": credit_price_id, "login_url": login_url}
+
+
+def _read_credits_and_webhooks(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What a cancellation does to credits, the API version and the webhook secrets."""
+    on_cancel = _text(config, "PAXPAR_CHECKOUT_CREDITS_ON_CANCEL") or _default("credits_on_cancel")
+    if on_cancel not in ("keep", "zero"):
+        raise ConfigurationError("PAXPAR_CHECKOUT_CREDITS_ON_CANCEL must be 'keep' or 'zero'")
+    api_version = _text(config, "STRIPE_API_VERSION")
+    webhook_secrets = _webhook_secrets(config)
+    if not webhook_secrets:
+        raise ConfigurationError(
+            "STRIPE_WEBHOOK_SECRET is required: the signing secret (whsec_...) of this "
+            "instance's webhook endpoint, as the Stripe dashboard or `stripe listen` shows it"
+        )
+    return {
+        "credits_on_cancel": "zero" if on_cancel == "zero" else "keep",
+        "stripe_api_version": api_version,
+        "webhook_secrets": webhook_secrets,
+    }
+
+
+def _read_redirects_and_limits(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The redirects, the switches and the numeric limits, each with its dataclass default."""
+    return {
+        "default_redirect": _text(config, "PAXPAR_CHECKOUT_DEFAULT_REDIRECT")
+        or _default("default_redirect"),
+        "cancel_redirect": _text(config, "PAXPAR_CHECKOUT_CANCEL_REDIRECT")
+        or _default("cancel_redirect"),
+        "allowed_redirect_hosts": frozenset(
+            h.lower() for h in _strings(config, "PAXPAR_CHECKOUT_ALLOWED_REDIRECT_HOSTS")
+        ),
+        "max_qty": _int(config, "PAXPAR_CHECKOUT_MAX_QTY", _default("max_qty"), minimum=1),
+        "prices": _prices(config.get("PAXPAR_CHECKOUT_PRICES")),
+        "credits_enabled": _bool(
+            config, "PAXPAR_CHECKOUT_CREDITS_ENABLED", _default("credits_enabled")
+        ),
+        "webhook_tolerance": _int(
+            config, "PAXPAR_CHECKOUT_WEBHOOK_TOLERANCE", _default("webhook_tolerance"), minimum=1
+        ),
+        "webhook_max_bytes": _int(
+            config,
+            "PAXPAR_CHECKOUT_WEBHOOK_MAX_BYTES",
+            _default("webhook_max_bytes"),
+            minimum=1024,
+        ),
+        "accept_untagged_events": _bool(
+            config, "PAXPAR_CHECKOUT_ACCEPT_UNTAGGED_EVENTS", _default("accept_untagged_events")
+        ),
+        "stripe_max_network_retries": _int(
+            config,
+            "PAXPAR_CHECKOUT_STRIPE_MAX_NETWORK_RETRIES",
+            _default("stripe_max_network_retries"),
+            minimum=0,
+        ),
+        # The timeout is read as whole seconds, as before; the field holds it as a float.
+        "stripe_timeout": float(
+            _int(
+                config,
+                "PAXPAR_CHECKOUT_STRIPE_TIMEOUT",
+                int(_default("stripe_timeout")),
+                minimum=1,
+            )
+        ),
+        "deferred_backoff": _seconds(
+            config, "PAXPAR_CHECKOUT_DEFERRED_BACKOFF", _default("deferred_backoff")
+        ),
+        "deferred_max_attempts": _int(
+            config,
+            "PAXPAR_CHECKOUT_DEFERRED_MAX_ATTEMPTS",
+            _default("deferred_max_attempts"),
+            minimum=1,
+        ),
+        "outbox_resend_after": _int(
+            config,
+            "PAXPAR_CHECKOUT_OUTBOX_RESEND_AFTER",
+            _default("outbox_resend_after"),
+            minimum=1,
+        ),
+    }
+
+
+_DEFAULTS: Mapping[str, Any] = MappingProxyType(
+    {field.name: field.default for field in fields(CheckoutConfig) if field.default is not MISSING}
+)
 
 
 def _refuse_live_key_elsewhere(secret_key: str | None, api_base: str | None) -> None:

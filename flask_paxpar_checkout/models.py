@@ -50,7 +50,22 @@ def define_tables(metadata: MetaData) -> Tables:
     if existing is not None:
         t = metadata.tables
         return Tables(*(t[PREFIX + n] for n in _NAMES))
+    tables = Tables(
+        _customers(metadata),
+        _sessions(metadata),
+        _events(metadata),
+        _balances(metadata),
+        _ledger(metadata),
+        _subscriptions(metadata),
+        _prices(metadata),
+        _refunds(metadata),
+    )
+    define_outbox_table(metadata)
+    return tables
 
+
+def _customers(metadata: MetaData) -> Table:
+    """The Stripe customer of each user."""
     customers = Table(
         PREFIX + "customers",
         metadata,
@@ -59,6 +74,11 @@ def define_tables(metadata: MetaData) -> Tables:
         Column("email", String(320)),
         Column("created_at", DateTime(timezone=True), nullable=False),
     )
+    return customers
+
+
+def _sessions(metadata: MetaData) -> Table:
+    """The Checkout Sessions this instance created, and what became of them."""
     sessions = Table(
         PREFIX + "sessions",
         metadata,
@@ -76,6 +96,11 @@ def define_tables(metadata: MetaData) -> Tables:
         Column("created_at", DateTime(timezone=True), nullable=False),
         Column("completed_at", DateTime(timezone=True)),
     )
+    return sessions
+
+
+def _events(metadata: MetaData) -> Table:
+    """Every verified event received, once, with its outcome."""
     events = Table(
         PREFIX + "events",
         metadata,
@@ -102,6 +127,11 @@ def define_tables(metadata: MetaData) -> Tables:
         sqlite_where=failed,
         postgresql_where=failed,
     )
+    return events
+
+
+def _balances(metadata: MetaData) -> Table:
+    """Each user's credit balance, locked while an entry is folded in."""
     balances = Table(
         PREFIX + "balances",
         metadata,
@@ -113,6 +143,11 @@ def define_tables(metadata: MetaData) -> Tables:
         Column("updated_at", DateTime(timezone=True), nullable=False),
         CheckConstraint("credits >= 0", name=PREFIX + "balances_not_negative"),
     )
+    return balances
+
+
+def _ledger(metadata: MetaData) -> Table:
+    """The credit ledger: one row per business effect, in Stripe's timeline."""
     ledger = Table(
         PREFIX + "credit_ledger",
         metadata,
@@ -136,6 +171,11 @@ def define_tables(metadata: MetaData) -> Tables:
         Column("created_at", DateTime(timezone=True), nullable=False),
     )
     Index(PREFIX + "credit_ledger_position_idx", ledger.c.user_id, ledger.c.position, unique=True)
+    return ledger
+
+
+def _subscriptions(metadata: MetaData) -> Table:
+    """Each subscription's state, the newest news applied to each of its parts."""
     subscriptions = Table(
         PREFIX + "subscriptions",
         metadata,
@@ -164,6 +204,11 @@ def define_tables(metadata: MetaData) -> Tables:
         Column("created_at", DateTime(timezone=True), nullable=False),
         Column("updated_at", DateTime(timezone=True), nullable=False),
     )
+    return subscriptions
+
+
+def _prices(metadata: MetaData) -> Table:
+    """The prices read from Stripe, and the credits each grants per period."""
     prices = Table(
         PREFIX + "prices",
         metadata,
@@ -173,6 +218,11 @@ def define_tables(metadata: MetaData) -> Tables:
         Column("credits", Integer),
         Column("fetched_at", DateTime(timezone=True), nullable=False),
     )
+    return prices
+
+
+def _refunds(metadata: MetaData) -> Table:
+    """The refund levels seen of each charge."""
     # Every cumulative `amount_refunded` seen of a charge: a refund finds its purchase by the
     # payment intent, and waits here, without effect, until that purchase is known.
     refunds = Table(
@@ -185,8 +235,7 @@ def define_tables(metadata: MetaData) -> Tables:
         Column("refunded_at", BigInteger, nullable=False),
         Column("received_at", DateTime(timezone=True), nullable=False),
     )
-    define_outbox_table(metadata)
-    return Tables(customers, sessions, events, balances, ledger, subscriptions, prices, refunds)
+    return refunds
 
 
 _NAMES = (

@@ -44,6 +44,7 @@ class Statements:
         dml: Any = postgresql if dialect_name == "postgresql" else sqlite
         self._events(t, dml)
         self._customers_sessions_prices(t, dml)
+        self._balances(t, dml)
         self._ledger(t, dml)
         self._subscriptions_refunds(t, dml)
 
@@ -108,9 +109,8 @@ class Statements:
             },
         )
 
-    def _ledger(self, t: Tables, dml: Any) -> None:
-        b, lg = t.balances, t.ledger
-        user = lg.c.user_id == _param("user_id")
+    def _balances(self, t: Tables, dml: Any) -> None:
+        b = t.balances
         # Made if new, else locked as it is (a no-op update): one statement for both.
         self.lock_balance = (
             dml.insert(b)
@@ -127,6 +127,10 @@ class Statements:
                 updated_at=_param("now"),
             )
         )
+
+    def _ledger(self, t: Tables, dml: Any) -> None:
+        lg = t.ledger
+        user = lg.c.user_id == _param("user_id")
         self.add_entry = (
             dml.insert(lg).on_conflict_do_nothing(index_elements=["dedup_key"]).returning(lg.c.id)
         )

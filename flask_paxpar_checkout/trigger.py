@@ -20,9 +20,9 @@ import click
 from flask.cli import with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
 
+from .event_factory import ERAS, SUPPORTED_TYPES, Era, EventBuilder, signed
 from .events import invoice_subscription
 from .state import CheckoutState, current_state
-from .testing.events import ERAS, SUPPORTED_TYPES, Era, EventBuilder, signed
 from .users import user_key
 
 SUBSCRIPTION_STATUSES = (
@@ -130,27 +130,11 @@ def trigger(
     """
     state = current_state()
     config = state.config
-    try:
-        user = user_key(user_id)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--user") from None
+    user = _user_key(user_id)
     known = _known(state, user)
-    subscription_id = subscription_id or known.get("subscription") or f"sub_local_{user}"
-    customer_id = customer_id or known.get("customer") or f"cus_local_{user}"
     price_id = price_id or known.get("price") or next(iter(config.prices or {}), None)
-    needs_price = event_type.startswith(("invoice.", "customer.subscription.")) or (
-        mode == "subscription"
-    )
-    if needs_price and price_id is None:
-        raise click.UsageError(
-            "give --price: no subscription of this user is known and PAXPAR_CHECKOUT_PRICES "
-            "is not set"
-        )
-    url = url or f"{config.public_url}{config.url_prefix}/webhook"
-    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
-        raise click.BadParameter(f"{url!r} is not an http(s) URL", param_hint="--url")
-    secret = secret or config.webhook_secrets[0]
-
+    _require_price(event_type, mode, price_id)
+    url = _webhook_url(url or f"{config.public_url}{config.url_prefix}/webhook")
     builder = EventBuilder(fqdn=fqdn or config.fqdn, era=cast(Era, era))
     event = builder.build(
         event_type,
@@ -160,14 +144,46 @@ def trigger(
             price_id=price_id or "",
             qty=qty,
             mode=mode,
-            subscription_id=subscription_id,
-            customer_id=customer_id,
+            subscription_id=subscription_id or known.get("subscription") or f"sub_local_{user}",
+            customer_id=customer_id or known.get("customer") or f"cus_local_{user}",
             status=status,
         ),
     )
     click.echo(_describe(event, builder.fqdn, url))
+    _deliver(event, url, secret or config.webhook_secrets[0], times=2 if twice else 1)
+
+
+def _user_key(user_id: str) -> str:
+    """The ``--user`` option as the plugin keys users, or a usage error naming the option."""
+    try:
+        return user_key(user_id)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--user") from None
+
+
+def _require_price(event_type: str, mode: str, price_id: str | None) -> None:
+    """Refuse to build a subscription's event without a price to put in it."""
+    needs_price = event_type.startswith(("invoice.", "customer.subscription.")) or (
+        mode == "subscription"
+    )
+    if needs_price and price_id is None:
+        raise click.UsageError(
+            "give --price: no subscription of this user is known and PAXPAR_CHECKOUT_PRICES "
+            "is not set"
+        )
+
+
+def _webhook_url(url: str) -> str:
+    """``url`` if it is an http(s) URL, else a usage error naming ``--url``."""
+    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+        raise click.BadParameter(f"{url!r} is not an http(s) URL", param_hint="--url")
+    return url
+
+
+def _deliver(event: dict[str, Any], url: str, secret: str, *, times: int) -> None:
+    """POST ``event`` to ``url`` ``times`` times, print each answer, fail if one refused it."""
     failed = False
-    for attempt in range(2 if twice else 1):
+    for attempt in range(times):
         body, headers = signed(event, secret)  # each delivery is signed afresh, as Stripe does
         if attempt == 0:
             stamp = headers["Stripe-Signature"].split(",", 1)[0]

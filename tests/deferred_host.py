@@ -61,7 +61,7 @@ def create_app(settings: dict[str, Any]) -> Flask:
 
 def celery_init_app(app: Flask, broker: str, queue: str) -> Any:
     """Flask's Celery pattern: tasks run in the app's context."""
-    from celery import Celery, Task
+    from celery import Celery, Task  # type: ignore[import-untyped]
 
     class FlaskTask(Task):  # type: ignore[misc]
         def __call__(self, *args: Any, **kwargs: Any) -> Any:

@@ -60,7 +60,9 @@ class Processes:
         self.logs = logs
         self.started: list[subprocess.Popen[bytes]] = []
 
-    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Any:
+    def start(
+        self, name: str, argv: list[str], env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         log = self.logs / f"{name}.log"
         with log.open("ab") as out:
             process = subprocess.Popen(

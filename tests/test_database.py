@@ -59,7 +59,9 @@ def stored(engine: Engine, table: Table) -> list[int]:
 
 def autocommit_of_the_next_connection(engine: Engine) -> bool:
     with engine.connect() as conn:
-        return bool(engine.dialect.detect_autocommit_setting(conn.connection.dbapi_connection))
+        dbapi_connection = conn.connection.dbapi_connection
+        assert dbapi_connection is not None
+        return bool(engine.dialect.detect_autocommit_setting(dbapi_connection))
 
 
 def write_then_fail(database: Database, table: Table, *, with_session: bool = False) -> None:

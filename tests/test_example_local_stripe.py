@@ -68,7 +68,12 @@ def test_without_a_key_the_example_runs_on_the_local_stripe(tmp_path: Path) -> N
     lines: queue.Queue[str] = queue.Queue()
     assert process.stdout is not None
     stdout = process.stdout
-    threading.Thread(target=lambda: [lines.put(line) for line in stdout], daemon=True).start()
+
+    def read_lines() -> None:
+        for line in stdout:
+            lines.put(line)
+
+    threading.Thread(target=read_lines, daemon=True).start()
     summary: list[str] = []
     try:
         while not any(line.strip().startswith("Stripe:") for line in summary):

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
+from werkzeug.test import TestResponse
 
 from flask_paxpar_checkout import (
     ConfigurationError,
@@ -129,9 +130,9 @@ def test_tables_are_prefixed_and_seen_by_alembic_autogenerate() -> None:
 
 
 def test_flask_login_current_user_is_the_default(config: dict[str, Any], app_parts: Any) -> None:
-    from flask_login import LoginManager, UserMixin, login_user
+    from flask_login import LoginManager, UserMixin, login_user  # type: ignore[import-untyped]
 
-    class User(UserMixin):
+    class User(UserMixin):  # type: ignore[misc]
         def __init__(self, uid: int) -> None:
             self.id = uid
             self.email = f"u{uid}@example.com"
@@ -162,7 +163,7 @@ def test_flask_login_current_user_is_the_default(config: dict[str, Any], app_par
 def test_webhook_is_exempt_from_flask_wtf_csrf(
     config: dict[str, Any], app_parts: Any, order: str
 ) -> None:
-    from flask_wtf.csrf import CSRFProtect
+    from flask_wtf.csrf import CSRFProtect  # type: ignore[import-untyped]
 
     app, db = Flask(__name__), SQLAlchemy()
     app.config.update(config, TESTING=False, WTF_CSRF_ENABLED=True)
@@ -321,7 +322,10 @@ def test_without_allow_list_prices_are_checked_on_stripe_once(
     config = {k: v for k, v in config.items() if k != "PAXPAR_CHECKOUT_PRICES"}
     with other_app(config) as (app, _, checkout):
         client = app.test_client()
-        get = lambda q: client.get(f"/api/checkout/session?{q}", headers=as_user(1))  # noqa: E731
+
+        def get(query: str) -> TestResponse:
+            return client.get(f"/api/checkout/session?{query}", headers=as_user(1))
+
         assert get("price_id=price_monthly").status_code == 303
         assert get("price_id=price_monthly").status_code == 303
         assert len(stripe.requests_to("GET", "/v1/prices/price_monthly")) == 1

@@ -27,7 +27,7 @@ from sqlalchemy.exc import OperationalError
 from flask_paxpar_checkout import PaxparCheckout
 from flask_paxpar_checkout.handlers import HANDLED_TYPES
 from flask_paxpar_checkout.state import current_state
-from flask_paxpar_checkout.testing import EventBuilder, StripeStub, signed
+from flask_paxpar_checkout.testing import ERAS, EventBuilder, StripeStub, signed
 
 from .conftest import FQDN, PRICE_BASIC, PRICE_PRO, PRICES, WEBHOOK_SECRET, as_user, base_config
 from .conftest import other_app as other_app_of
@@ -77,19 +77,48 @@ def post(client: FlaskClient, body: bytes, headers: dict[str, str]) -> Any:
     return client.post(URL, data=body, headers=headers)
 
 
-# -- the database, during a webhook ---------------------------------------------------------
+@dataclass(frozen=True)
+class Kit:
+    """The suite's app and what a test of it uses, as one object: its database, a client,
+    the extension, the local Stripe, events of one API era, a signed delivery, the config."""
+
+    app: Flask
+    db: SQLAlchemy
+    client: FlaskClient
+    checkout: PaxparCheckout
+    stripe: StripeStub
+    events: EventBuilder
+    deliver: Deliver
+    config: dict[str, Any]
 
 
-@pytest.mark.parametrize("host_handler", [False, True], ids=["own", "host-session"])
-def test_database_unreachable_is_a_5xx_then_the_redelivery_is_processed_once(
-    host_handler: bool,
+@pytest.fixture
+def kit(
     app: Flask,
     db: SQLAlchemy,
     client: FlaskClient,
     checkout: PaxparCheckout,
+    stripe: StripeStub,
+    events: EventBuilder,
+    deliver: Deliver,
     config: dict[str, Any],
-    tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
+) -> Kit:
+    """The suite's app and its parts; a test that needs no particular API era runs in one
+    (``one_era``), as a test that built its own events did."""
+    return Kit(app, db, client, checkout, stripe, events, deliver, config)
+
+
+one_era = pytest.mark.parametrize("events", [ERAS[0]], indirect=True, ids=["one-era"])
+"""For a test whose events' era does not matter: it runs once, not once per era."""
+
+
+# -- the database, during a webhook ---------------------------------------------------------
+
+
+@one_era
+@pytest.mark.parametrize("host_handler", [False, True], ids=["own", "host-session"])
+def test_database_unreachable_is_a_5xx_then_the_redelivery_is_processed_once(
+    host_handler: bool, kit: Kit, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     if on_postgresql():  # nothing listens there
         unreachable = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test"
@@ -99,7 +128,7 @@ def test_database_unreachable_is_a_5xx_then_the_redelivery_is_processed_once(
     body, headers = signed(event, WEBHOOK_SECRET)
     ran: list[str] = []
 
-    with other_app_of({**config, "SQLALCHEMY_DATABASE_URI": unreachable}) as (down, _, ext):
+    with other_app_of({**kit.config, "SQLALCHEMY_DATABASE_URI": unreachable}) as (down, _, ext):
         if host_handler:
             ext.webhook_handler("checkout.session.completed")(lambda e: ran.append(e["id"]))
         answer = post(down.test_client(), body, headers)
@@ -108,12 +137,12 @@ def test_database_unreachable_is_a_5xx_then_the_redelivery_is_processed_once(
         assert ran == []
     assert f"Webhook event {event['id']} (checkout.session.completed) failed" in caplog.text
 
-    assert event_rows(db) == {}
-    assert checkout.credits(4) == 0
-    assert post(client, body, headers).get_json()["status"] == "processed"
-    assert post(client, body, headers).get_json()["status"] == "duplicate"
-    assert checkout.credits(4) == 9
-    assert event_rows(db) == {event["id"]: ("processed", 1)}
+    assert event_rows(kit.db) == {}
+    assert kit.checkout.credits(4) == 0
+    assert post(kit.client, body, headers).get_json()["status"] == "processed"
+    assert post(kit.client, body, headers).get_json()["status"] == "duplicate"
+    assert kit.checkout.credits(4) == 9
+    assert event_rows(kit.db) == {event["id"]: ("processed", 1)}
 
 
 @pytest.fixture(params=["own", "host-session"])
@@ -124,17 +153,6 @@ def transaction(request: pytest.FixtureRequest, checkout: PaxparCheckout) -> str
         for kind in HANDLED_TYPES:
             checkout.webhook_handler(kind)(lambda event: None)
     return str(request.param)
-
-
-@dataclass
-class Kit:
-    """What a scenario needs to make its event."""
-
-    events: EventBuilder
-    client: FlaskClient
-    stripe: StripeStub
-    deliver: Deliver
-    checkout: PaxparCheckout
 
 
 Scenario = Callable[[Kit, str], tuple[dict[str, Any], Callable[[], None]]]
@@ -233,18 +251,11 @@ WRITE_FAULTS: list[tuple[Scenario, str]] = [
     ("scenario", "table"), WRITE_FAULTS, ids=[f"{s.__name__}-{t}" for s, t in WRITE_FAULTS]
 )
 def test_a_write_failing_mid_transaction_leaves_no_partial_effect(
-    transaction: str,
-    db: SQLAlchemy,
-    client: FlaskClient,
-    stripe: StripeStub,
-    checkout: PaxparCheckout,
-    deliver: Deliver,
-    events: EventBuilder,
-    scenario: Scenario,
-    table: str,
+    transaction: str, kit: Kit, scenario: Scenario, table: str
 ) -> None:
     user = "31"
-    event, effects = scenario(Kit(events, client, stripe, deliver, checkout), user)
+    db, deliver = kit.db, kit.deliver
+    event, effects = scenario(kit, user)
     before = snapshot(db)
     known = event_rows(db)
 
@@ -263,17 +274,10 @@ def test_a_write_failing_mid_transaction_leaves_no_partial_effect(
 
 
 def test_the_event_record_failing_too_leaves_nothing_then_the_redelivery_works(
-    transaction: str,
-    db: SQLAlchemy,
-    client: FlaskClient,
-    stripe: StripeStub,
-    checkout: PaxparCheckout,
-    deliver: Deliver,
-    events: EventBuilder,
-    caplog: pytest.LogCaptureFixture,
+    transaction: str, kit: Kit, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The claim of the event is the first write; its failure can't even be recorded."""
-    kit = Kit(events, client, stripe, deliver, checkout)
+    db, deliver = kit.db, kit.deliver
     event, effects = purchase(kit, "34")
     with failing_writes(db, "paxpar_checkout_events", f"NEW.id = '{event['id']}'"):
         assert deliver(event).status_code == 500
@@ -288,18 +292,12 @@ def test_the_event_record_failing_too_leaves_nothing_then_the_redelivery_works(
 
 @pytest.mark.parametrize("scenario", [purchase, subscribe, renewal], ids=lambda s: s.__name__)
 def test_a_failing_commit_leaves_no_partial_effect(
-    transaction: str,
-    db: SQLAlchemy,
-    client: FlaskClient,
-    stripe: StripeStub,
-    checkout: PaxparCheckout,
-    deliver: Deliver,
-    events: EventBuilder,
-    scenario: Scenario,
+    transaction: str, kit: Kit, scenario: Scenario
 ) -> None:
     if not on_postgresql():
         pytest.skip("a failing COMMIT is injected with PostgreSQL's deferred triggers")
-    event, effects = scenario(Kit(events, client, stripe, deliver, checkout), "33")
+    db, deliver = kit.db, kit.deliver
+    event, effects = scenario(kit, "33")
     before = snapshot(db)
     with failing_writes(db, "paxpar_checkout_events", f"NEW.id = '{event['id']}'", at_commit=True):
         assert deliver(event).status_code == 500
@@ -309,19 +307,14 @@ def test_a_failing_commit_leaves_no_partial_effect(
 
 
 def test_a_connection_lost_mid_event_is_a_5xx_then_the_redelivery_is_processed(
-    db: SQLAlchemy,
-    client: FlaskClient,
-    stripe: StripeStub,
-    checkout: PaxparCheckout,
-    deliver: Deliver,
-    events: EventBuilder,
-    transaction: str,
+    kit: Kit, transaction: str
 ) -> None:
     """The server ends the connection in the middle of the event's transaction: nothing of
     it lands, the broken connection leaves the pool, and the redelivery is processed."""
     if not on_postgresql():
         pytest.skip("a connection ended by the server mid-transaction is a PostgreSQL fault")
-    event, effects = purchase(Kit(events, client, stripe, deliver, checkout), "37")
+    db, deliver = kit.db, kit.deliver
+    event, effects = purchase(kit, "37")
     before = snapshot(db)
     with connection_killed_on_write(db, "paxpar_checkout_credit_ledger", "NEW.user_id = '37'"):
         assert deliver(event).status_code == 500
@@ -332,18 +325,12 @@ def test_a_connection_lost_mid_event_is_a_5xx_then_the_redelivery_is_processed(
     assert event_rows(db)[event["id"]][0] == "processed"
 
 
-def test_a_host_handler_raising_a_database_error_undoes_the_builtin_effects(
-    db: SQLAlchemy,
-    client: FlaskClient,
-    stripe: StripeStub,
-    checkout: PaxparCheckout,
-    deliver: Deliver,
-    events: EventBuilder,
-) -> None:
-    event, effects = renewal(Kit(events, client, stripe, deliver, checkout), "35")
+def test_a_host_handler_raising_a_database_error_undoes_the_builtin_effects(kit: Kit) -> None:
+    db, deliver = kit.db, kit.deliver
+    event, effects = renewal(kit, "35")
     broken = {"on": True}
 
-    @checkout.webhook_handler("invoice.paid")
+    @kit.checkout.webhook_handler("invoice.paid")
     def host(event: dict[str, Any]) -> None:
         db.session.execute(text("SELECT 1"))
         if broken["on"]:
@@ -509,17 +496,13 @@ def test_a_slow_stripe_holds_no_database_connection(
     assert asked.status_code in (200, 303), asked.get_data(as_text=True)
 
 
+@one_era
 @pytest.mark.parametrize("path", ["/v1/customers", "/v1/checkout/sessions"])
 @pytest.mark.parametrize("fault", sorted(STRIPE_FAULTS))
 def test_stripe_faults_during_checkout(
-    client: FlaskClient,
-    db: SQLAlchemy,
-    stripe: StripeStub,
-    config: dict[str, Any],
-    caplog: pytest.LogCaptureFixture,
-    fault: str,
-    path: str,
+    kit: Kit, caplog: pytest.LogCaptureFixture, fault: str, path: str
 ) -> None:
+    client, db, stripe = kit.client, kit.db, kit.stripe
     case = STRIPE_FAULTS[fault]
     case.inject(stripe, path)
     caplog.set_level(logging.INFO, logger="flask_paxpar_checkout")
@@ -529,7 +512,7 @@ def test_stripe_faults_during_checkout(
     assert answer.status_code == case.status
     body = answer.get_json()
     assert body["code"] == case.status and case.words in body["message"]
-    assert config["STRIPE_SECRET_KEY"] not in answer.get_data(as_text=True)
+    assert kit.config["STRIPE_SECRET_KEY"] not in answer.get_data(as_text=True)
     attempts = stripe.requests_to("POST", path)
     assert len(attempts) == case.attempts  # the library's retries ...
     assert len({a.idempotency_key for a in attempts}) == 1  # ... reuse the key
@@ -580,11 +563,10 @@ def test_stripe_unreachable_gives_a_clear_page_to_a_browser(
 # -- a host handler that raises, fixed later ---------------------------------------------------
 
 
-def test_failed_events_are_retried_by_the_cli_once_the_host_handler_is_fixed(
-    app: Flask, db: SQLAlchemy, checkout: PaxparCheckout, deliver: Deliver, events: EventBuilder
-) -> None:
+def test_failed_events_are_retried_by_the_cli_once_the_host_handler_is_fixed(kit: Kit) -> None:
     """A CRM outage fails a renewal and then the cancellation behind it; Stripe's retries
     fail too; once fixed, ``retry-failed`` applies them oldest first, each once."""
+    db, checkout, deliver, events = kit.db, kit.checkout, kit.deliver, kit.events
     db.session.rollback()
     with db.engine.begin() as conn:
         conn.execute(text("CREATE TABLE host_crm (event_id VARCHAR(255) NOT NULL)"))
@@ -608,7 +590,7 @@ def test_failed_events_are_retried_by_the_cli_once_the_host_handler_is_fixed(
         assert deliver(event).status_code == 500
     assert event_rows(db) == {deleted["id"]: ("failed", 2), paid["id"]: ("failed", 2)}
 
-    runner = app.test_cli_runner()
+    runner = kit.app.test_cli_runner()
     still = runner.invoke(args=["checkout", "events", "retry-failed"])
     assert still.exit_code == 1 and "0 processed, 2 still failing" in still.output
     assert checkout.credits(12) == 0 and checkout.subscription(12) is None

@@ -32,7 +32,8 @@ from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from examples.host_app.live import LiveServer
 from flask_paxpar_checkout import PaxparCheckout, signals
-from flask_paxpar_checkout.redirects import UnsafeRedirect, resolve_redirect
+from flask_paxpar_checkout.errors import UnsafeRedirect
+from flask_paxpar_checkout.redirects import resolve_redirect
 from flask_paxpar_checkout.state import current_state
 from flask_paxpar_checkout.testing import EventBuilder, StripeStub, encode, sign_payload, signed
 from flask_paxpar_checkout.testing.events import ERAS, SUPPORTED_TYPES

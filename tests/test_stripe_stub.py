@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import stripe
+from stripe.params.checkout import SessionCreateParams
 
 from flask_paxpar_checkout.testing.stripe_stub import StripeStub, decode_form
 
@@ -35,7 +36,7 @@ def stub(local_stripe: StripeStub) -> StripeStub:
 def http_client() -> Iterator[stripe.HTTPClient]:
     client = FastRetryClient(timeout=5)
     yield client
-    client.close()
+    client.close()  # type: ignore[no-untyped-call]  # stripe's RequestsClient.close is untyped
 
 
 def make_client(
@@ -68,7 +69,7 @@ def raw(
         conn.close()
 
 
-SUBSCRIPTION_PARAMS: dict[str, Any] = {
+SUBSCRIPTION_PARAMS: SessionCreateParams = {
     "mode": "subscription",
     "success_url": "https://app.test/ok?session={CHECKOUT_SESSION_ID}",
     "cancel_url": "https://app.test/cancel",
@@ -120,6 +121,7 @@ def test_customer_create(stub: StripeStub, client: stripe.StripeClient) -> None:
     assert customer.id.startswith("cus_")
     assert customer.object == "customer"
     assert customer.email == "a@b.test"
+    assert customer.metadata is not None
     assert customer.metadata.to_dict() == {"uid": "7"}
     assert customer.livemode is False
     assert stub.customer(customer.id)["email"] == "a@b.test"
@@ -127,7 +129,7 @@ def test_customer_create(stub: StripeStub, client: stripe.StripeClient) -> None:
 
 def test_checkout_session_lifecycle(stub: StripeStub, client: stripe.StripeClient) -> None:
     customer = client.v1.customers.create(params={"email": "a@b.test"})
-    params = {**SUBSCRIPTION_PARAMS, "customer": customer.id}
+    params: SessionCreateParams = {**SUBSCRIPTION_PARAMS, "customer": customer.id}
     session = client.v1.checkout.sessions.create(params=params)
     assert session.id.startswith("cs_test_")
     assert session.object == "checkout.session"
@@ -136,6 +138,7 @@ def test_checkout_session_lifecycle(stub: StripeStub, client: stripe.StripeClien
     assert session.payment_status == "unpaid"
     assert session.customer == customer.id
     assert session.client_reference_id == "user-7"
+    assert session.metadata is not None
     assert session.metadata.to_dict() == {"user_id": "7", "plan": "pro"}
     assert session.url == f"{stub.url}/c/pay/{session.id}"
     assert session.subscription is None
@@ -151,8 +154,10 @@ def test_checkout_session_lifecycle(stub: StripeStub, client: stripe.StripeClien
     fetched = client.v1.checkout.sessions.retrieve(session.id, params={"expand": ["line_items"]})
     assert fetched.status == "complete"
     assert fetched.payment_status == "paid"
-    assert fetched.subscription.startswith("sub_")
-    assert fetched.line_items.data[0].price.id == "price_pro"
+    assert isinstance(fetched.subscription, str) and fetched.subscription.startswith("sub_")
+    assert fetched.line_items is not None
+    [line] = fetched.line_items.data
+    assert line.price is not None and line.price.id == "price_pro"
 
     sub = client.v1.subscriptions.retrieve(fetched.subscription)
     assert sub.customer == customer.id
@@ -167,8 +172,9 @@ def test_complete_session_given_subscription_old_era(http_client: stripe.HTTPCli
         session = client.v1.checkout.sessions.create(params=SUBSCRIPTION_PARAMS)
         old.complete_session(session.id, subscription="sub_given", payment_status="paid")
         sub = client.v1.subscriptions.retrieve("sub_given")
-        assert sub.current_period_end > time.time()  # top-level before basil
-        assert client.v1.checkout.sessions.retrieve(session.id).customer.startswith("cus_")
+        assert sub["current_period_end"] > time.time()  # top-level before basil
+        customer = client.v1.checkout.sessions.retrieve(session.id).customer
+        assert isinstance(customer, str) and customer.startswith("cus_")
 
 
 def test_unknown_session_is_404(client: stripe.StripeClient) -> None:
@@ -182,7 +188,10 @@ def test_unknown_session_is_404(client: stripe.StripeClient) -> None:
 def test_subscription_mode_rejects_payment_intent_data(
     stub: StripeStub, client: stripe.StripeClient
 ) -> None:
-    params = {**SUBSCRIPTION_PARAMS, "payment_intent_data": {"metadata": {"a": "b"}}}
+    params: SessionCreateParams = {
+        **SUBSCRIPTION_PARAMS,
+        "payment_intent_data": {"metadata": {"a": "b"}},
+    }
     with pytest.raises(stripe.InvalidRequestError) as err:
         client.v1.checkout.sessions.create(params=params)
     assert err.value.http_status == 400
@@ -205,7 +214,7 @@ def test_subscription_mode_rejects_payment_intent_data(
     ],
 )
 def test_session_validation(
-    client: stripe.StripeClient, params: dict[str, Any], param: str
+    client: stripe.StripeClient, params: SessionCreateParams, param: str
 ) -> None:
     with pytest.raises(stripe.InvalidRequestError) as err:
         client.v1.checkout.sessions.create(params=params)
@@ -217,7 +226,7 @@ def test_unknown_price_rejected_without_auto_prices(http_client: stripe.HTTPClie
     with StripeStub(auto_prices=False) as strict:
         strict.add_price("price_known", recurring=False)
         client = make_client(strict, http_client)
-        params = {
+        params: SessionCreateParams = {
             "mode": "payment",
             "success_url": "https://a.test",
             "line_items": [{"price": "price_known"}, {"price": "price_nope"}],
@@ -250,21 +259,23 @@ def test_price_expand(stub: StripeStub, client: stripe.StripeClient) -> None:
     assert plain.metadata.to_dict() == {"credits": "100"}
 
     expanded = client.v1.prices.retrieve("price_credits", params={"expand": ["product"]})
-    assert expanded.product.id == plain.product
-    assert expanded.product.object == "product"
-    assert expanded.product.metadata.to_dict() == {"kind": "credits"}
+    product = expanded.product
+    assert isinstance(product, stripe.Product)
+    assert product.id == plain.product
+    assert product.object == "product"
+    assert product.metadata.to_dict() == {"kind": "credits"}
 
     made_up = client.v1.prices.retrieve("price_whatever")
     assert made_up.active is True
     assert made_up.type == "recurring"
-    assert made_up.recurring.interval == "month"
+    assert made_up.recurring is not None and made_up.recurring.interval == "month"
 
 
 def test_recurring_price_rejected_in_payment_mode(
     stub: StripeStub, client: stripe.StripeClient
 ) -> None:
     stub.add_price("price_monthly")
-    params = {
+    params: SessionCreateParams = {
         "mode": "payment",
         "success_url": "https://a.test",
         "line_items": [{"price": "price_monthly"}],
@@ -396,7 +407,7 @@ def test_delay_next_times_out_then_retry_succeeds(stub: StripeStub) -> None:
             make_client(stub, impatient, retries=0).v1.prices.retrieve("price_x")
         time.sleep(0.8)  # let the held requests finish before the next test resets
     finally:
-        impatient.close()
+        impatient.close()  # type: ignore[no-untyped-call]  # stripe's RequestsClient.close
 
 
 def test_authentication(stub: StripeStub, http_client: stripe.HTTPClient) -> None:
@@ -433,6 +444,7 @@ def test_billing_portal(stub: StripeStub, client: stripe.StripeClient) -> None:
 
 def test_offline_pages(stub: StripeStub, client: stripe.StripeClient) -> None:
     session = client.v1.checkout.sessions.create(params=SUBSCRIPTION_PARAMS)
+    assert session.url is not None
     status, headers, body = raw(stub, "GET", urlsplit(session.url).path)
     assert status == 200
     assert headers["content-type"].startswith("text/html")
@@ -445,6 +457,7 @@ def test_offline_pages(stub: StripeStub, client: stripe.StripeClient) -> None:
     assert stub.session(session.id)["status"] == "complete"
 
     portal = client.v1.billing_portal.sessions.create(params={"customer": "cus_abc"})
+    assert portal.url is not None
     status, _, body = raw(stub, "GET", urlsplit(portal.url).path)
     assert status == 200
     assert portal.id.encode() in body
