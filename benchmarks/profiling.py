@@ -32,6 +32,9 @@ from .inprocess import Receiver, post_all, receivers
 from .report import Section, median
 from .workload import MIX_DESCRIPTION, Workload
 
+# The profile's order: PAXPAR_PROFILE_SORT=tottime shows where the time is spent itself.
+SORT = os.environ.get("PAXPAR_PROFILE_SORT", "cumulative")
+
 STAGES = (
     ("floor (for reference)", "floor"),
     ("plugin: the view and its JSON answer", "view"),
@@ -139,7 +142,7 @@ def profile(kind: str, *, quick: bool = False, pg_url: str | None = None) -> int
         seconds = run()
         stats.disable()
         out = io.StringIO()
-        pstats.Stats(stats, stream=out).sort_stats(os.environ.get("PAXPAR_PROFILE_SORT", "cumulative")).print_stats(40)
+        pstats.Stats(stats, stream=out).sort_stats(SORT).print_stats(40)
         report = out.getvalue()
     print(f"\nProfile of {len(deliveries)} deliveries of the mix ({db.label}):")
     print(report)

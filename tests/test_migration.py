@@ -31,7 +31,7 @@ def _changes(url: str) -> list[Any]:
     finally:
         old.drop_all(engine)
         engine.dispose()
-    return diff
+    return list(diff)
 
 
 def _flat(diff: list[Any]) -> list[Any]:
