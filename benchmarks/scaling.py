@@ -39,13 +39,16 @@ _SQLITE_SEED = [
         strftime('%Y-%m-%d %H:%M:%f', 'now', '-' || (:last - i) || ' seconds'),
         strftime('%Y-%m-%d %H:%M:%f', 'now', '-' || (:last - i) || ' seconds'), :payload
     FROM n""",
-    """WITH RECURSIVE n(i) AS (SELECT :first UNION ALL SELECT i + 1 FROM n WHERE i < :last)
-    INSERT INTO paxpar_checkout_credit_ledger (user_id, delta, balance_after, reason,
-        stripe_object_id, dedup_key, memo, created_at)
-    SELECT CAST(1 + abs(random()) % 5000 AS TEXT), 100, 100, 'subscription_reset',
-        'in_seed' || i, 'reset:in_' || lower(hex(randomblob(12))), NULL,
-        strftime('%Y-%m-%d %H:%M:%f', 'now')
-    FROM n WHERE i % :ledger = 0""",
+    """WITH RECURSIVE n(i) AS (SELECT :first UNION ALL SELECT i + 1 FROM n WHERE i < :last),
+    k(i, key) AS (SELECT i, 'reset:in_' || lower(hex(randomblob(12))) FROM n
+        WHERE i % :ledger = 0)
+    INSERT INTO paxpar_checkout_credit_ledger (user_id, effective_at, position, amount, delta,
+        balance_after, reason, stripe_object_id, dedup_key, memo, created_at)
+    SELECT CAST(1 + abs(random()) % 5000 AS TEXT),
+        strftime('%Y-%m-%d %H:%M:%f', 1600000000 + i, 'unixepoch'),
+        printf('%017d|0|', (1600000000 + i) * 1000000) || key, 100, 100, 100,
+        'subscription_reset', 'in_seed' || i, key, NULL, strftime('%Y-%m-%d %H:%M:%f', 'now')
+    FROM k""",
     """WITH RECURSIVE n(i) AS (SELECT :first UNION ALL SELECT i + 1 FROM n WHERE i < :last)
     INSERT INTO paxpar_checkout_sessions (id, user_id, mode, qty, price_id, customer_id,
         redirect_url, status, subscription_id, created_at, completed_at)
@@ -66,12 +69,14 @@ _PG_SEED = [
         now() - make_interval(secs => :last - i), now() - make_interval(secs => :last - i),
         :payload
     FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS i""",
-    """INSERT INTO paxpar_checkout_credit_ledger (user_id, delta, balance_after, reason,
-        stripe_object_id, dedup_key, memo, created_at)
-    SELECT (1 + floor(random() * 5000))::int::text, 100, 100, 'subscription_reset',
-        'in_seed' || i, 'reset:in_' || md5(random()::text || i), NULL, now()
-    FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS i
-    WHERE i % :ledger = 0""",
+    """INSERT INTO paxpar_checkout_credit_ledger (user_id, effective_at, position, amount,
+        delta, balance_after, reason, stripe_object_id, dedup_key, memo, created_at)
+    SELECT (1 + floor(random() * 5000))::int::text, to_timestamp(1600000000 + i),
+        lpad(((1600000000 + i) * 1000000)::text, 17, '0') || '|0|' || key, 100, 100, 100,
+        'subscription_reset', 'in_seed' || i, key, NULL, now()
+    FROM (SELECT i, 'reset:in_' || md5(random()::text || i) AS key
+        FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS i
+        WHERE i % :ledger = 0) AS k""",
     """INSERT INTO paxpar_checkout_sessions (id, user_id, mode, qty, price_id, customer_id,
         redirect_url, status, subscription_id, created_at, completed_at)
     SELECT 'cs_test_' || md5(random()::text || i), (1 + floor(random() * 5000))::int::text,
