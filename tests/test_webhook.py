@@ -49,10 +49,13 @@ def _bad_deliveries(event: dict[str, Any]) -> list[tuple[str, bytes, str | None,
         ),
         ("stale timestamp", body, sign_payload(body, WEBHOOK_SECRET, now - 301), "tolerance"),
         ("not utf-8", b"\xff\xfe" + body, sign_payload(b"x", WEBHOOK_SECRET), "UTF-8"),
+        # The checks come in order: the header's form, its time, then the signature.
+        ("stale and wrong", body, sign_payload(body, "whsec_other", now - 301), "tolerance"),
+        ("timestamp not a number", body, f"t=soon,v1={'0' * 64}", "Malformed"),
     ]
 
 
-@pytest.mark.parametrize("case", range(8))
+@pytest.mark.parametrize("case", range(10))
 def test_unverified_deliveries_are_refused_and_change_nothing(
     client: FlaskClient, checkout: PaxparCheckout, case: int
 ) -> None:
