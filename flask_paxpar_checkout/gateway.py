@@ -69,7 +69,7 @@ class StripeGateway:
         self, params: dict[str, Any], *, idempotency_key: str
     ) -> dict[str, Any]:
         """Create a Checkout Session; returns its ``id`` and ``url``, all that the caller
-        uses, without converting the whole object (about 70 us)."""
+        uses, without converting the whole object."""
         with telemetry.stripe_request("checkout.sessions.create"):
             try:
                 session = self.client.v1.checkout.sessions.create(
