@@ -188,17 +188,29 @@ class CreditLedger:
         previous = tx.first(sql.entry_before, {"user_id": user_id, "position": start})
         rows = tx.execute(sql.entries_from, {"user_id": user_id, "position": start}).all()
         folded = _Folded(0) if previous is None else _Folded(*previous)
-        for row in rows:
-            past = row.position > start and (through is None or row.position > through)
-            if past and row.reason in SETS_BALANCE:
-                self._fold_row(tx, row, folded)
-                return before  # the balance after this reset is what it was
+        absorbing = next(
+            (
+                i
+                for i, row in enumerate(rows)
+                if row.reason in SETS_BALANCE
+                and row.position > start
+                and (through is None or row.position > through)
+            ),
+            None,
+        )
+        span = rows if absorbing is None else rows[: absorbing + 1]
+        # The adjustments of the span are made again by this fold: the old ones go first.
+        for row in span:
             if row.reason == "adjustment":
                 tx.execute(sql.delete_entry, {"entry_id": row.id})
+        for row in span:
+            if row.reason == "adjustment":
                 continue
             self._fold_row(tx, row, folded)
             if folded.balance < 0:
                 self._add_adjustment(tx, user_id, row.position, as_utc(row.effective_at), folded)
+        if absorbing is not None:
+            return before  # the balance after that reset is what it was
         self._save_balance(tx, user_id, folded)
         return folded.balance
 

@@ -626,3 +626,28 @@ def test_an_event_runs_in_a_transaction_of_its_own_unless_the_host_takes_part(
         "purchase",
         "purchase",
     ]
+
+
+def test_a_second_late_reset_makes_the_zero_floors_adjustment_again(
+    deliver: Deliver, checkout: PaxparCheckout, events: EventBuilder
+) -> None:
+    """Credits spent, then two renewals paid before the spends arrive late: each fold
+    stops the balance at zero again, with one adjustment, and the ledger still sums."""
+    start = int(time.time()) - 1000
+
+    def renewal(n: int) -> dict[str, Any]:
+        return events.invoice_paid(
+            user_id="9", subscription_id="sub_9", price_id=PRICE_BASIC, created=start + n
+        )
+
+    deliver(renewal(0))
+    deliver(events.checkout_session_completed(user_id="9", qty=1, created=start + 10))
+    checkout.spend_credits(9, 1)
+    checkout.spend_credits(9, 100)
+    assert checkout.credits(9) == 0
+    for late in (20, 30):
+        deliver(renewal(late))  # 100, then the two spends: 100 - 1 - 100 stops at 0
+        assert checkout.credits(9) == 0
+        assert ledger_total("9") == 0
+        adjustments = [e for e in checkout.ledger(9) if e["reason"] == "adjustment"]
+        assert [e["delta"] for e in adjustments] == [1]
