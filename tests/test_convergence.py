@@ -26,7 +26,7 @@ from .conftest import FQDN, PRICE_BASIC, PRICE_PRO, PRICES
 from .convergence_model import SUBSCRIPTION_FIELDS, Converged, Spend, converge
 from .convergence_story import History, Plan, describe, history, in_effect_order, plans
 
-EXAMPLES = int(os.environ.get("PAXPAR_CONVERGENCE_EXAMPLES") or 12)
+EXAMPLES = int(os.environ.get("PAXPAR_CONVERGENCE_EXAMPLES") or 40)
 START = int(time.time()) - 200 * 86400  # the whole history is in the past
 users = itertools.count(int(time.time()) % 100_000 * 100)
 
