@@ -178,9 +178,6 @@ class Statements:
             lg.c.subscription_id == _param("subscription_id"),
             lg.c.reason == "subscription_reset",
         )
-        self.refunds_of_charge = select(*fold_columns).where(
-            user, lg.c.stripe_object_id == _param("charge_id"), lg.c.reason == "refund"
-        )
         self.ledger_page = select(lg).where(user).order_by(lg.c.position.desc()).limit(_param("n"))
         self.ledger_total = select(func.coalesce(func.sum(lg.c.delta), 0)).where(user)
 

@@ -95,10 +95,6 @@ class Subscriptions:
         was_ended = values["status"] in TERMINAL and values["status_at"] > 0
         return Applied(state, changed=True, ended_now=state.ended and not was_ended)
 
-    def get(self, tx: Transaction, sub_id: str, user_id: str) -> SubscriptionState:
-        """The record (made empty if new), locked until the transaction ends."""
-        return state_of(self._lock(tx, sub_id, user_id)._mapping)
-
     def of_user(self, tx: Transaction, user_id: str) -> SubscriptionState | None:
         """The user's current subscription: a live one first, else the latest."""
         rows = tx.execute(tx.sql.subscriptions_of_user, {"user_id": user_id}).all()
