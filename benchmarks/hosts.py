@@ -273,7 +273,7 @@ def seed_sessions(
     """Store the Checkout Sessions the plugin made before Stripe completes them."""
     if not sessions:
         return
-    from flask_paxpar_checkout.ledger import utcnow
+    from flask_paxpar_checkout.clock import utcnow
     from flask_paxpar_checkout.state import current_state
 
     with app.app_context():

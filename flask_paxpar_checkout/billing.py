@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from .clock import utcnow
 from .database import Transaction
 from .events import object_id
-from .ledger import utcnow
 
 
 class Customers:

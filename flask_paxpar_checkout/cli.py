@@ -12,9 +12,9 @@ from flask.cli import AppGroup
 
 from .cli_operate import register as register_operations
 from .cli_outbox import outbox_cli, show_event_rows
+from .clock import utcnow
 from .errors import HandlerFailed
 from .events import parse_event
-from .ledger import utcnow
 from .local_stripe_cli import local_stripe_command
 from .state import current_state
 from .trigger import trigger

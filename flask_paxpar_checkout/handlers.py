@@ -14,6 +14,7 @@ from typing import Any
 from . import signals
 from .announce import announce_credits, announce_subscription
 from .billing import CheckoutSessions, Customers, Prices
+from .clock import as_utc, stripe_time
 from .config import CheckoutConfig
 from .database import Transaction
 from .events import (
@@ -25,7 +26,7 @@ from .events import (
     object_id,
     subscription_price_and_period_end,
 )
-from .ledger import CreditLedger, Entry, as_utc, stripe_time
+from .ledger import CreditLedger, Entry
 from .purchases import Purchases
 from .refunds import Refunds
 from .subscriptions import News, Subscriptions, SubscriptionState

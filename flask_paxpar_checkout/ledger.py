@@ -17,21 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from .clock import EPOCH, as_utc, utcnow
 from .database import Transaction
 from .errors import InsufficientCredits
 from .statements import SETS_BALANCE
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def stripe_time(epoch_seconds: int) -> datetime:
-    """A Stripe timestamp (seconds since the epoch) as an aware datetime."""
-    return _EPOCH + timedelta(seconds=epoch_seconds)
 
 
 @dataclass(frozen=True)
@@ -71,7 +62,7 @@ class Entry:
 def position_of(effective_at: datetime, reason: str, key: str) -> str:
     """The entry's place in the fold, as a string that sorts in byte order: the effective
     time in microseconds, ``0`` for a reset (first at its instant) else ``1``, the key."""
-    micros = (effective_at.astimezone(timezone.utc) - _EPOCH) // _MICROSECOND
+    micros = (effective_at.astimezone(timezone.utc) - EPOCH) // _MICROSECOND
     rank = "0" if reason in SETS_BALANCE else "1"
     return f"{micros:017d}|{rank}|{key}"
 
@@ -106,20 +97,20 @@ class CreditLedger:
         before, last_position = self._lock(tx, user_id)
         if before < require:
             raise InsufficientCredits(user_id, require, before)
-        appended = last_position is None or entry.position > last_position
         value = entry.amount if entry.reason in SETS_BALANCE else before + entry.amount
         row = _row(user_id, entry, delta=value - before, balance_after=value)
+        position = row["position"]
         added = tx.first(tx.sql.add_entry, row)
         if added is None:
             return self._merge(tx, user_id, entry, before)
-        if appended:
-            folded = _Folded(value, entry.position)
+        if last_position is None or position > last_position:  # appended
+            folded = _Folded(value, position)
             if value < 0:
-                self._add_adjustment(tx, user_id, entry.position, entry.effective_at, folded)
+                self._add_adjustment(tx, user_id, position, entry.effective_at, folded)
             self._save_balance(tx, user_id, folded)
             after = folded.balance
         else:
-            after = self._fold(tx, user_id, entry.position, before)
+            after = self._fold(tx, user_id, position, before)
         return CreditChange(user_id, before, after, entry.reason, entry.stripe_object_id)
 
     def spend(self, tx: Transaction, user_id: str, n: int, memo: str | None) -> CreditChange:
@@ -268,8 +259,3 @@ def _row(user_id: str, entry: Entry, *, delta: int, balance_after: int) -> dict[
         "memo": entry.memo,
         "created_at": utcnow(),
     }
-
-
-def as_utc(value: datetime) -> datetime:
-    """SQLite gives datetimes back without their zone: they were stored in UTC."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)

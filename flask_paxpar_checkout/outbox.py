@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import Table, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+
+from .clock import as_utc, utcnow
 
 Status = Literal["pending", "running", "done", "failed"]
 STATUSES: tuple[Status, ...] = ("pending", "running", "done", "failed")
@@ -61,10 +63,6 @@ class Claim:
     @property
     def claimed(self) -> bool:
         return self.payload is not None
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def retry_delay(attempts: int, backoff: float) -> float:
@@ -130,7 +128,7 @@ def claim(
         return Claim()
     if row.status == "pending":
         return Claim(wait=max(_seconds_between(now, row.next_attempt_at), 0.0))
-    until = _aware(row.claimed_at) + timedelta(seconds=lease)
+    until = as_utc(row.claimed_at) + timedelta(seconds=lease)
     return Claim(wait=max(_seconds_between(now, until), 0.0))
 
 
@@ -299,13 +297,8 @@ def _insert_or_skip(connection: Connection, table: Table) -> Any:
     )
 
 
-def _aware(at: datetime) -> datetime:
-    """SQLite gives back naive datetimes; every stored time is UTC."""
-    return at if at.tzinfo is not None else at.replace(tzinfo=timezone.utc)
-
-
 def _seconds_between(start: datetime, end: datetime) -> float:
-    return (_aware(end) - _aware(start)).total_seconds()
+    return (as_utc(end) - as_utc(start)).total_seconds()
 
 
 __all__ = [

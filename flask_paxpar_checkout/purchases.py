@@ -9,10 +9,11 @@ from typing import Any
 
 from .announce import announce_credits, announce_subscription
 from .billing import CheckoutSessions, Customers
+from .clock import utcnow
 from .config import CheckoutConfig
 from .database import Database, Transaction
 from .events import PRICE_KEY, QTY_KEY, USER_KEY, instance_tags, object_id
-from .ledger import CreditLedger, Entry, utcnow
+from .ledger import CreditLedger, Entry
 from .refunds import Refunds
 from .subscriptions import News, Subscriptions
 

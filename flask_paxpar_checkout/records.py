@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
+from .clock import utcnow
 from .database import Transaction
 from .events import Event
-from .ledger import utcnow
 from .models import Tables
 
 

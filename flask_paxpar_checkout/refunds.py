@@ -17,9 +17,10 @@ from typing import Any
 from . import signals
 from .announce import announce_credits
 from .billing import CheckoutSessions
+from .clock import stripe_time, utcnow
 from .database import Transaction
 from .events import object_id
-from .ledger import CreditLedger, Entry, stripe_time, utcnow
+from .ledger import CreditLedger, Entry
 
 log = logging.getLogger("flask_paxpar_checkout")
 

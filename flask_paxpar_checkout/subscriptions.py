@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .clock import utcnow
 from .database import Transaction
-from .ledger import utcnow
 from .statements import SUBSCRIPTION_FIELDS
 
 TERMINAL = frozenset({"canceled", "incomplete_expired"})

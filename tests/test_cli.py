@@ -10,7 +10,7 @@ from flask import Flask
 from sqlalchemy import update
 
 from flask_paxpar_checkout import PaxparCheckout
-from flask_paxpar_checkout.ledger import utcnow
+from flask_paxpar_checkout.clock import utcnow
 from flask_paxpar_checkout.state import current_state
 from flask_paxpar_checkout.testing import EventBuilder
 

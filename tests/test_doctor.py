@@ -12,8 +12,8 @@ from flask import Flask
 from sqlalchemy import update
 
 from flask_paxpar_checkout import PaxparCheckout
+from flask_paxpar_checkout.clock import utcnow
 from flask_paxpar_checkout.doctor import handled_types
-from flask_paxpar_checkout.ledger import utcnow
 from flask_paxpar_checkout.models import SYNC_STATE
 from flask_paxpar_checkout.state import current_state
 from flask_paxpar_checkout.testing import EventBuilder, StripeStub

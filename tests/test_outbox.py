@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 
 from flask_paxpar_checkout import ConfigurationError, PaxparCheckout
 from flask_paxpar_checkout import outbox as ob
+from flask_paxpar_checkout.clock import utcnow
 from flask_paxpar_checkout.config import CheckoutConfig
 from flask_paxpar_checkout.deferred import outbox_table
 from flask_paxpar_checkout.testing import EventBuilder, new_id, signed
@@ -109,7 +110,7 @@ def test_rows_are_written_once_and_claimed_by_one_runner(app: Flask, db: SQLAlch
 
     # The runner died: once its lease is over, another one claims the row.
     with db.engine.begin() as connection:
-        past = ob.utcnow() - timedelta(seconds=301)
+        past = utcnow() - timedelta(seconds=301)
         connection.execute(update(table).where(table.c.handler == "h.a").values(claimed_at=past))
         third = ob.claim(connection, table, key, lease=300)
     assert (third.claimed, third.attempts) == (True, 2)
@@ -127,7 +128,7 @@ def test_a_failure_backs_off_then_fails_for_good(app: Flask, db: SQLAlchemy) -> 
         assert delay == 1
         early = ob.claim(connection, table, key, lease=300)
         assert not early.claimed and early.wait is not None and 0 < early.wait <= 1
-        soon = ob.utcnow() - timedelta(seconds=1)
+        soon = utcnow() - timedelta(seconds=1)
         connection.execute(update(table).values(next_attempt_at=soon))
         assert ob.claim(connection, table, key, lease=300).claimed
         assert ob.mark_failed(connection, table, key, "boom 2", backoff=1, max_attempts=2) is None

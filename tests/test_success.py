@@ -9,7 +9,7 @@ from typing import Any
 from flask.testing import FlaskClient
 
 from flask_paxpar_checkout import PaxparCheckout
-from flask_paxpar_checkout.ledger import as_utc, stripe_time
+from flask_paxpar_checkout.clock import as_utc, stripe_time
 from flask_paxpar_checkout.testing import EventBuilder, StripeStub
 
 from .conftest import FQDN, PRICE_PRO, as_user
