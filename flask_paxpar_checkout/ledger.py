@@ -94,6 +94,9 @@ class CreditLedger:
         is. An entry brought again takes the new amount (a refund's share depends on the
         other refunds of its charge) and the new time unless that one is provisional. With
         ``require``, raise ``InsufficientCredits`` unless the balance has that much."""
+        appended = self._append(tx, user_id, entry, require)
+        if appended is not None:
+            return appended
         before, last_position = self._lock(tx, user_id)
         if before < require:
             raise InsufficientCredits(user_id, require, before)
@@ -139,6 +142,38 @@ class CreditLedger:
     def total(self, tx: Transaction, user_id: str) -> int:
         """The sum of the ledger's deltas: always the balance."""
         return int(tx.scalar(tx.sql.ledger_total, {"user_id": user_id}))
+
+    def _append(
+        self, tx: Transaction, user_id: str, entry: Entry, require: int
+    ) -> CreditChange | None:
+        """The usual case in two statements: a new entry after the last one, which leaves
+        the balance at or above zero. ``None`` for anything else (the balance row is new,
+        the entry late or known, the balance short), which ``record`` then does in full."""
+        position = entry.position
+        added = tx.first(
+            tx.sql.append_entry,
+            {
+                "balance_of": user_id,
+                "sets_balance": entry.reason in SETS_BALANCE,
+                "require": require,
+                "new_amount": entry.amount,
+                "new_effective_at": entry.effective_at,
+                "new_position": position,
+                "new_reason": entry.reason,
+                "new_stripe_object_id": entry.stripe_object_id,
+                "new_subscription_id": entry.subscription_id,
+                "new_dedup_key": entry.key,
+                "new_memo": entry.memo,
+                "new_created_at": utcnow(),
+            },
+        )
+        if added is None:
+            return None
+        self._save_balance(tx, user_id, _Folded(added.balance_after, position))
+        before = added.balance_after - added.delta
+        return CreditChange(
+            user_id, before, added.balance_after, entry.reason, entry.stripe_object_id
+        )
 
     def _lock(self, tx: Transaction, user_id: str) -> tuple[int, str | None]:
         """The user's balance row, made if new, locked until the transaction ends."""

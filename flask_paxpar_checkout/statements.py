@@ -9,14 +9,17 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     Column,
     DateTime,
+    Integer,
     Table,
     bindparam,
     case,
     delete,
     func,
     literal,
+    or_,
     select,
     update,
 )
@@ -131,6 +134,7 @@ class Statements:
     def _ledger(self, t: Tables, dml: Any) -> None:
         lg = t.ledger
         user = lg.c.user_id == _param("user_id")
+        self.append_entry = _append_entry(t, dml)
         self.add_entry = (
             dml.insert(lg).on_conflict_do_nothing(index_elements=["dedup_key"]).returning(lg.c.id)
         )
@@ -224,6 +228,45 @@ class Statements:
             .where(r.c.payment_intent_id == _param("payment_intent_id"))
             .distinct()
         )
+
+
+def _append_entry(t: Tables, dml: Any) -> Executable:
+    """Add an entry that sorts after the user's last one, folded on the balance row it
+    locks; no row unless there is one, the entry is last and new, and the fold stays at or
+    above zero (and ``require``): then the entry goes the general way."""
+    b, lg = t.balances, t.ledger
+    amount = bindparam("new_amount", type_=Integer)
+    after = case((bindparam("sets_balance", type_=Boolean), amount), else_=b.c.credits + amount)
+    values = {
+        "user_id": b.c.user_id,
+        "effective_at": bindparam("new_effective_at", type_=lg.c.effective_at.type),
+        "position": bindparam("new_position", type_=lg.c.position.type),
+        "amount": amount,
+        "delta": after - b.c.credits,
+        "balance_after": after,
+        "reason": bindparam("new_reason", type_=lg.c.reason.type),
+        "stripe_object_id": bindparam("new_stripe_object_id", type_=lg.c.stripe_object_id.type),
+        "subscription_id": bindparam("new_subscription_id", type_=lg.c.subscription_id.type),
+        "dedup_key": bindparam("new_dedup_key", type_=lg.c.dedup_key.type),
+        "memo": bindparam("new_memo", type_=lg.c.memo.type),
+        "created_at": bindparam("new_created_at", type_=lg.c.created_at.type),
+    }
+    source = (
+        select(*(expression.label(name) for name, expression in values.items()))
+        .where(
+            b.c.user_id == bindparam("balance_of", type_=b.c.user_id.type),
+            or_(b.c.last_position.is_(None), b.c.last_position < values["position"]),
+            after >= 0,
+            b.c.credits >= bindparam("require", type_=Integer),
+        )
+        .with_for_update()
+    )
+    return (  # type: ignore[no-any-return]
+        dml.insert(lg)
+        .from_select(list(values), source)
+        .on_conflict_do_nothing(index_elements=["dedup_key"])
+        .returning(lg.c.delta, lg.c.balance_after)
+    )
 
 
 def _untimed(table: Table) -> tuple[Column[Any], ...]:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import event
 from werkzeug.test import TestResponse
 
 from flask_paxpar_checkout import (
@@ -219,6 +220,34 @@ def test_spend_more_than_the_balance_takes_nothing(app: Flask, checkout: PaxparC
         with pytest.raises(ValueError, match="positive whole number"):
             checkout.spend_credits(1, bad)  # type: ignore[arg-type]
     assert len(checkout.ledger(1)) == 1
+
+
+def test_an_entry_after_the_last_one_is_appended_in_two_statements(
+    app: Flask, checkout: PaxparCheckout, db: SQLAlchemy
+) -> None:
+    """The usual case: the entry and the balance row, nothing else; a new user's first
+    entry, a spend past the balance and a late entry go the general way and stay right."""
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(" ".join(statement.split()[:3]))
+
+    checkout.add_credits(1, 5)  # a new balance row: the general way
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        assert checkout.add_credits(1, 7) == 12
+        assert statements == [
+            "INSERT INTO paxpar_checkout_credit_ledger",
+            "UPDATE paxpar_checkout_balances SET",
+        ]
+        assert checkout.spend_credits(1, 12) == 0
+        with pytest.raises(InsufficientCredits):
+            checkout.spend_credits(1, 1)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    entries = [(e["reason"], e["delta"], e["balance_after"]) for e in checkout.ledger(1)]
+    assert entries == [("spend", -12, 0), ("grant", 7, 12), ("grant", 5, 5)]
+    assert ledger_total("1") == checkout.credits(1) == 0
 
 
 def test_spend_without_commit_joins_the_callers_transaction(
