@@ -2,7 +2,8 @@
 (the order shuffled each round), so that the machine's noise falls on all of them.
 
 Besides the three compared by the targets, ``floor + writes`` (``same_writes``) shows what
-the effects' rows alone cost a durable receiver, for reference."""
+the effects' rows alone cost a durable receiver, for reference, and ``floor + writes
+(Core)`` the same rows written through SQLAlchemy Core, as the plugin writes its own."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ class Receiver:
 
 def receivers(db: hosts.Database, *, with_writes: bool = False) -> list[Receiver]:
     """The floor, the usual handler and the plugin; with ``with_writes``, ``floor + writes``
-    too, writing into the plugin's tables."""
+    and ``floor + writes (Core)`` too, writing into the plugin's tables."""
     papp, psqla = hosts.plugin_app(db)
     fapp, _ = hosts.floor_app(db)
     uapp = hosts.usual_app()
@@ -50,6 +51,9 @@ def receivers(db: hosts.Database, *, with_writes: bool = False) -> list[Receiver
     if with_writes:
         wapp, _ = same_writes.writes_app(db)
         every.insert(1, Receiver("floor + writes", wapp, wapp.test_client(), "/webhook", seed))
+        capp, _ = same_writes.writes_app(db, core=True)
+        core = Receiver("floor + writes (Core)", capp, capp.test_client(), "/webhook", seed)
+        every.insert(2, core)
     return every
 
 
@@ -102,12 +106,24 @@ def run(db: hosts.Database, *, rounds: int, per_round: int, seed: int = 7) -> Se
     floor_writes = [w / f for w, f in zip(timings["floor + writes"], timings["floor"], strict=True)]
     section.rows.append(("(floor + writes)/floor", None, median(floor_writes), None, None))
     section.rows.append(("plugin/(floor + writes)", None, median(writes), None, None))
+    by_core = [
+        p / c for p, c in zip(timings["plugin"], timings["floor + writes (Core)"], strict=True)
+    ]
+    core_writes = [
+        c / w
+        for c, w in zip(timings["floor + writes (Core)"], timings["floor + writes"], strict=True)
+    ]
+    section.rows.append(
+        ("(floor + writes (Core))/(floor + writes)", None, median(core_writes), None, None)
+    )
+    section.rows.append(("plugin/(floor + writes (Core))", None, median(by_core), None, None))
     section.notes.append(
         f"{rounds} interleaved rounds of {per_round} deliveries per receiver; {MIX_DESCRIPTION}"
     )
     section.notes.append(
         "floor + writes (for reference): the floor's route writing the rows the built-in "
-        "effects write, into the plugin's tables, in its one transaction, by hand"
+        "effects write, into the plugin's tables, in its one transaction, by hand; "
+        "(Core): the same statements as SQLAlchemy Core constructs, run by Connection.execute"
     )
     for receiver in every:
         if receiver.name != "usual":
